@@ -1,0 +1,58 @@
+/**
+ * The main job (`npm start`): check every catalogue scenario as its expectations say, and
+ * print a table of what was expected and what was found.
+ */
+import path from 'node:path';
+import { check } from '../explore/explorer.ts';
+import { catalogueFiles, loadScenario } from './load.ts';
+
+export interface CatalogueRow {
+  readonly scenario: string;
+  readonly file: string;
+  readonly memoryModel: string;
+  readonly strategy: string;
+  readonly expected: string;
+  readonly found: string;
+  readonly runs: number;
+  readonly ms: number;
+  readonly ok: boolean;
+  readonly replay?: string;
+}
+
+export async function runCatalogue(json: boolean): Promise<boolean> {
+  const rows: CatalogueRow[] = [];
+  for (const file of catalogueFiles()) {
+    const s = await loadScenario(file);
+    for (const e of s.expect ?? []) {
+      const memoryModel = e.memoryModel ?? s.memoryModel ?? 'sc';
+      const strategy = e.strategy ?? 'dfs';
+      const r = check(s, { strategy, memoryModel, runs: e.runs, seed: e.seed, preemptionBound: e.preemptionBound });
+      const found = r.finding ? r.finding.verdict.kind : 'none';
+      const row: CatalogueRow = {
+        scenario: s.name,
+        file: path.relative(process.cwd(), file),
+        memoryModel,
+        strategy: r.strategy,
+        expected: e.verdict,
+        found,
+        runs: r.runs,
+        ms: Math.round(r.elapsedMs),
+        ok: found === e.verdict,
+        replay: r.finding?.replay,
+      };
+      rows.push(row);
+      if (!json) printRow(row);
+    }
+  }
+  const ok = rows.every((r) => r.ok);
+  if (json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else process.stdout.write(`\n${rows.filter((r) => r.ok).length}/${rows.length} catalogue checks as expected\n`);
+  return ok;
+}
+
+function printRow(r: CatalogueRow): void {
+  const mark = r.ok ? 'ok  ' : 'FAIL';
+  process.stdout.write(
+    `${mark} ${r.scenario.padEnd(22)} ${r.memoryModel.padEnd(4)} ${r.strategy.padEnd(44)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms\n`,
+  );
+}

@@ -1,0 +1,489 @@
+/**
+ * The deterministic machine: N simulated CPUs running simulated threads over simulated memory,
+ * one step at a time. Each step, the agents that can move (threads whose pending operation is
+ * enabled, and store-buffer entries that may drain) are listed and one is chosen; a choice with
+ * one option is not a choice. The step loop is the hot path: it allocates nothing per step and
+ * does no tracing or checking work unless asked.
+ */
+import { AddressSpace } from '../memory/address-space.ts';
+import type { MemoryModel } from '../memory/model.ts';
+import { SimFault } from '../memory/page.ts';
+import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser } from './choice.ts';
+import { DeterminismLog, recordResult } from './determinism.ts';
+import { AssertionFailed, InternalError, UsageError } from './errors.ts';
+import { installTraps, removeTraps } from './globals.ts';
+import {
+  OP_ATOMIC,
+  OP_CAS,
+  OP_CHOOSE,
+  OP_EXIT,
+  OP_FADD,
+  OP_FENCE,
+  OP_FIRST_BLOCKING,
+  OP_JOIN,
+  OP_LOAD,
+  OP_SPAWN,
+  OP_STORE,
+  OP_TOKEN,
+  OP_XCHG,
+  SIZE_BIG,
+  SIZE_PTR,
+  setCurrent,
+  type AtomicAction,
+  type SimFunction,
+} from './ops.ts';
+import { callerSites, errorSite, thrownByHyrum, type SourceSite } from './source.ts';
+import { DONE, RUNNING, SimThread } from './thread.ts';
+import { describeOp, describeValue, type TraceStep } from './trace.ts';
+import type { Verdict } from './verdict.ts';
+
+const TWO32 = 4294967296;
+
+/** How one run is carried out. */
+export interface MachineOptions {
+  readonly memoryModel: MemoryModel;
+  readonly cpus: number;
+  /** Steps a thread may take before the run ends with a `hang` verdict. */
+  readonly stepBudget: number;
+  /** Record a trace with source lines (slow: captures a stack per operation). */
+  readonly trace?: boolean;
+  /** Check that simulated code is deterministic given its results (see determinism.ts). */
+  readonly determinism?: DeterminismLog | null;
+}
+
+/** The scenario's checks, called by the machine. */
+export interface MachineHooks {
+  /** After every step: return false or a message when the invariant is broken. */
+  invariant?: () => boolean | string | void;
+}
+
+export class Machine {
+  readonly mem = new AddressSpace();
+  readonly threads: SimThread[] = [];
+  readonly log = new ChoiceLog();
+  readonly trace: TraceStep[] | null;
+  verdict: Verdict | null = null;
+  stepCount = 0;
+
+  private readonly model: MemoryModel;
+  private readonly weak: boolean;
+  private readonly pso: boolean;
+  private readonly cpus: number;
+  private readonly stepBudget: number;
+  private readonly det: DeterminismLog | null;
+  private readonly sites: boolean;
+  /** Threads that are running or still have buffered stores. */
+  private active: SimThread[] = [];
+  private readonly agents = new Agents();
+  private last: SimThread | null = null;
+  private readonly scratch = new Uint32Array(2);
+  private hooks: MachineHooks = {};
+
+  constructor(
+    opts: MachineOptions,
+    private readonly chooser: Chooser,
+  ) {
+    this.model = opts.memoryModel;
+    this.weak = opts.memoryModel !== 'sc';
+    this.pso = opts.memoryModel === 'pso';
+    this.cpus = opts.cpus;
+    this.stepBudget = opts.stepBudget;
+    this.det = opts.determinism ?? null;
+    this.trace = opts.trace ? [] : null;
+    this.sites = this.trace !== null || this.det !== null;
+  }
+
+  get memoryModel(): MemoryModel {
+    return this.model;
+  }
+
+  setHooks(hooks: MachineHooks): void {
+    this.hooks = hooks;
+  }
+
+  /** The machine's one source of nondeterminism; n >= 2. */
+  choose(n: number, kind: number): number {
+    const v = kind === CHOICE_SCHEDULE ? this.chooser.schedule(this.agents, n) : this.chooser.data(n);
+    if (!(v >= 0 && v < n)) throw new InternalError(`strategy answered ${v} to a choice among ${n}`);
+    this.log.push(v, n, kind);
+    return v;
+  }
+
+  /** Start a thread (a scenario's initial threads, or OP_SPAWN). Returns it. */
+  startThread(fn: SimFunction, args: unknown[], parent: SimThread | null, mem = this.mem): SimThread {
+    const id = this.threads.length;
+    const path = parent ? `${parent.path}.${parent.spawned++}` : String(id);
+    let gen;
+    installTraps();
+    try {
+      gen = fn(...args);
+    } finally {
+      removeTraps();
+    }
+    if (!gen || typeof (gen as { next?: unknown }).next !== 'function') {
+      throw new UsageError(`thread body ${fn.name || '(anonymous)'} must be a generator function (function*)`);
+    }
+    const t = new SimThread(id, path, id % this.cpus, mem, gen);
+    this.threads.push(t);
+    this.active.push(t);
+    this.advance(t, undefined);
+    if (parent) setCurrent(parent, this.sites);
+    return t;
+  }
+
+  /** Run until every thread is done and every buffer drained, or a verdict. */
+  run(): Verdict | null {
+    installTraps();
+    try {
+      this.loop();
+    } finally {
+      removeTraps();
+      setCurrent(null, false);
+    }
+    return this.verdict;
+  }
+
+  private loop(): void {
+    const agents = this.agents;
+    const invariant = this.hooks.invariant;
+    for (;;) {
+      // List the agents that can move.
+      const act = this.active;
+      let n = 0;
+      agents.current = -1;
+      agents.ensure(act.length * 2);
+      for (let i = 0; i < act.length; i++) {
+        const t = act[i]!;
+        if (t.state === RUNNING && (t.op < OP_FIRST_BLOCKING || this.enabled(t))) {
+          if (t === this.last) agents.current = n;
+          agents.thread[n] = t;
+          agents.kind[n++] = AGENT_STEP;
+        }
+      }
+      if (this.weak) n = this.listDrains(n);
+      if (n === 0) {
+        this.finish();
+        return;
+      }
+      const k = n === 1 ? 0 : this.choose(n, CHOICE_SCHEDULE);
+      const t = agents.thread[k]!;
+      this.stepCount++;
+      if (agents.kind[k] === AGENT_STEP) {
+        this.last = t;
+        if (++t.steps > this.stepBudget) {
+          this.setVerdict({
+            kind: 'hang',
+            message: `${t.name} exceeded its step budget of ${this.stepBudget} steps (an endless loop?)`,
+            thread: t.name,
+            sites: t.sites ?? undefined,
+          });
+          return;
+        }
+        this.step(t);
+      } else {
+        this.drain(t, agents.entry[k]!);
+      }
+      if (this.verdict !== null) return;
+      if (invariant !== undefined) this.checkInvariant(invariant);
+      if (this.verdict !== null) return;
+    }
+  }
+
+  private listDrains(n: number): number {
+    const act = this.active;
+    const agents = this.agents;
+    for (let i = 0; i < act.length; i++) {
+      const t = act[i]!;
+      const sb = t.sb;
+      if (sb.count === 0) continue;
+      if (!this.pso) {
+        agents.ensure(n + 1);
+        agents.thread[n] = t;
+        agents.kind[n] = AGENT_DRAIN;
+        agents.entry[n++] = 0;
+        continue;
+      }
+      for (let e = 0; e < sb.count; e++) {
+        if (!sb.drainable(e)) continue;
+        agents.ensure(n + 1);
+        agents.thread[n] = t;
+        agents.kind[n] = AGENT_DRAIN;
+        agents.entry[n++] = e;
+      }
+    }
+    return n;
+  }
+
+  private enabled(t: SimThread): boolean {
+    if (t.op === OP_JOIN) return this.threads[t.a0]!.state === DONE;
+    if (t.op === OP_ATOMIC) {
+      const action = t.obj as AtomicAction;
+      return action.enabled === undefined || action.enabled(t);
+    }
+    return true;
+  }
+
+  /** Perform t's pending operation, then run its code to the next operation. */
+  private step(t: SimThread): void {
+    let result: unknown;
+    try {
+      result = this.perform(t);
+    } catch (e) {
+      if (e instanceof SimFault) {
+        this.recordTrace(t, `SIGSEGV ${e.reason} at 0x${e.addr.toString(16)}`);
+        this.setVerdict({
+          kind: 'crash',
+          message: `${t.name}: ${e.message}`,
+          thread: t.name,
+          sites: t.sites ?? undefined,
+          signal: 'SIGSEGV',
+          addr: e.addr,
+        });
+        return;
+      }
+      throw e;
+    }
+    if (t.state === RUNNING) this.advance(t, result);
+  }
+
+  private perform(t: SimThread): unknown {
+    const mem = t.mem;
+    switch (t.op) {
+      case OP_LOAD:
+        return this.load(t);
+      case OP_STORE:
+        this.store(t);
+        return undefined;
+      case OP_CAS:
+      case OP_XCHG:
+      case OP_FADD:
+        if (t.sb.count > 0) this.flush(t);
+        return this.rmw(t);
+      case OP_FENCE:
+        if (t.sb.count > 0) this.flush(t);
+        if (this.trace) this.recordTrace(t, 'store buffer empty');
+        return undefined;
+      case OP_CHOOSE: {
+        const v = t.a1 === 1 ? 0 : this.choose(t.a1, CHOICE_DATA);
+        if (this.trace) this.recordTrace(t, `→ ${v}`);
+        return v;
+      }
+      case OP_SPAWN: {
+        const child = this.startThread(t.obj as SimFunction, t.args ?? [], t, mem);
+        if (this.trace) this.recordTrace(t, `started ${child.name}`);
+        return child.id;
+      }
+      case OP_JOIN: {
+        const target = this.threads[t.a0];
+        if (target === undefined) throw new UsageError(`join(${t.a0}): no such thread`, t.sites?.[0]);
+        if (this.trace) this.recordTrace(t, `→ ${describeValue(target.retval)}`);
+        return target.retval;
+      }
+      case OP_EXIT:
+        if (this.trace) this.recordTrace(t, 'thread exits');
+        this.finishThread(t, t.obj);
+        return undefined;
+      case OP_ATOMIC: {
+        const action = t.obj as AtomicAction;
+        const r = action.run(t);
+        if (this.trace) this.recordTrace(t, `→ ${describeValue(r)}`);
+        return r;
+      }
+      default:
+        throw new InternalError(`unknown opcode ${t.op}`);
+    }
+  }
+
+  private load(t: SimThread): number | bigint {
+    const size = t.size;
+    const addr = t.a0;
+    if (t.sb.count === 0 && size <= 4) {
+      const v = t.mem.load(addr, size);
+      if (this.trace) this.recordTrace(t, `→ ${v}`);
+      return v;
+    }
+    const out = this.scratch;
+    const width = size > 4 ? 8 : size;
+    if (t.sb.count === 0) {
+      out[0] = t.mem.load(addr, width > 4 ? 4 : width);
+      out[1] = width > 4 ? t.mem.load(addr + 4, 4) : 0;
+    } else t.sb.readThrough(t.mem, addr, width, out);
+    const v = this.fromHalves(t, out[0]!, out[1]!);
+    if (this.trace) this.recordTrace(t, `→ ${describeValue(v)}${t.sb.count > 0 ? ' (store buffer or memory)' : ''}`);
+    return v;
+  }
+
+  private fromHalves(t: SimThread, lo: number, hi: number): number | bigint {
+    if (t.size <= 4) return lo;
+    if (t.size === SIZE_BIG) return BigInt(lo) | (BigInt(hi) << 32n);
+    if (hi >= 0x200000) throw new UsageError(`loadPtr at 0x${t.a0.toString(16)}: value is not a safe integer; use load64`, t.sites?.[0]);
+    return hi * TWO32 + lo;
+  }
+
+  private store(t: SimThread): void {
+    const size = t.size;
+    if (!this.weak) {
+      if (size <= 4) t.mem.store(t.a0, size, t.a1);
+      else if (size === SIZE_BIG) t.mem.store64(t.a0, t.b1);
+      else t.mem.storePtr(t.a0, t.a1);
+      if (this.trace) this.recordTrace(t, 'to memory');
+      return;
+    }
+    // Fault now, as the real store would at execution, not later at drain.
+    t.mem.checkWritable(t.a0, size <= 4 ? size : 8);
+    const sb = t.sb;
+    if (sb.isFull()) this.drain(t, 0);
+    if (size <= 4) sb.push(t.a0, size, t.a1, 0);
+    else if (size === SIZE_BIG) sb.push(t.a0, 8, Number(t.b1 & 0xffffffffn), Number(t.b1 >> 32n));
+    else sb.push(t.a0, 8, t.a1 % TWO32, Math.floor(t.a1 / TWO32));
+    if (this.trace) {
+      t.sbSites.push(t.sites);
+      this.recordTrace(t, 'to store buffer');
+    }
+  }
+
+  private rmw(t: SimThread): number | bigint {
+    const mem = t.mem;
+    const addr = t.a0;
+    const size = t.size;
+    let old: number | bigint;
+    let written: number | bigint | null = null;
+    if (size === SIZE_BIG) {
+      const o = mem.load64(addr);
+      old = o;
+      const v = t.op === OP_CAS ? (o === t.b2 ? t.b1 : null) : t.op === OP_XCHG ? t.b1 : BigInt.asUintN(64, o + t.b1);
+      if (v !== null) mem.store64(addr, (written = v));
+    } else if (size === SIZE_PTR) {
+      const o = mem.loadPtr(addr);
+      old = o;
+      const v = t.op === OP_CAS ? (o === t.a2 ? t.a1 : null) : t.op === OP_XCHG ? t.a1 : o + t.a1;
+      if (v !== null) mem.storePtr(addr, (written = v));
+    } else {
+      const o = mem.load(addr, size);
+      old = o;
+      const mask = size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff;
+      const v = t.op === OP_CAS ? (o === t.a2 ? t.a1 : null) : t.op === OP_XCHG ? t.a1 : ((o + t.a1) & mask) >>> 0;
+      if (v !== null) mem.store(addr, size, (written = v >>> 0));
+    }
+    if (this.trace) {
+      this.recordTrace(t, `old ${describeValue(old)}${written === null ? ', unchanged (compare failed)' : `, wrote ${describeValue(written)}`}`);
+    }
+    return old;
+  }
+
+  private flush(t: SimThread): void {
+    while (t.sb.count > 0) this.drain(t, 0);
+  }
+
+  private drain(t: SimThread, entry: number): void {
+    const sb = t.sb;
+    if (this.trace) {
+      const addr = sb.addr[entry]!;
+      const size = sb.size[entry]!;
+      const lo = sb.lo[entry]!;
+      const value = size === 8 ? BigInt(lo) | (BigInt(sb.hi[entry]!) << 32n) : lo;
+      const sites = t.sbSites.splice(entry, 1)[0] ?? null;
+      this.trace.push({
+        step: this.stepCount,
+        cpu: t.cpu,
+        thread: t.name,
+        op: `drain ${size * 8}-bit store [0x${addr.toString(16)}]`,
+        effect: `memory [0x${addr.toString(16)}] = ${describeValue(value)}`,
+        sites: sites ?? [],
+      });
+    }
+    sb.drain(entry, t.mem);
+    if (t.state === DONE && sb.count === 0) this.deactivate(t);
+  }
+
+  /** Resume t's code with the result of its last operation, to its next operation. */
+  private advance(t: SimThread, result: unknown): void {
+    if (this.det !== null && t.opPending) recordResult(t, result);
+    t.opPending = false;
+    t.sites = null;
+    setCurrent(t, this.sites);
+    let r: IteratorResult<unknown, unknown>;
+    try {
+      r = t.gen.next(result);
+    } catch (e) {
+      this.threw(t, e);
+      return;
+    }
+    if (r.done === true) {
+      this.finishThread(t, r.value);
+      return;
+    }
+    if (r.value !== OP_TOKEN || !t.opPending) {
+      throw new UsageError(
+        `${t.name} yielded ${describeValue(r.value)}, which is not an operation (yield load32(...), store32(...), ...)`,
+        t.sites?.[0] ?? callerSites()[0],
+      );
+    }
+    if (this.det !== null) this.det.observe(t, describeOp);
+  }
+
+  private threw(t: SimThread, e: unknown): void {
+    if (e instanceof UsageError || e instanceof InternalError) throw e;
+    const sites = siteList(errorSite(e));
+    if (e instanceof AssertionFailed) {
+      this.setVerdict({ kind: 'assertion', message: `${t.name}: ${e.message}`, thread: t.name, sites });
+      return;
+    }
+    if (thrownByHyrum(e)) throw new InternalError(`Hyrum failed while running ${t.name}: ${String(e)}`, { cause: e });
+    const msg = e instanceof Error ? `${e.name}: ${e.message}` : `threw ${describeValue(e)}`;
+    this.setVerdict({ kind: 'exception', message: `${t.name}: ${msg}`, thread: t.name, sites });
+  }
+
+  private finishThread(t: SimThread, value: unknown): void {
+    t.state = DONE;
+    t.retval = value;
+    t.opPending = false;
+    if (t.sb.count === 0) this.deactivate(t);
+  }
+
+  private deactivate(t: SimThread): void {
+    const i = this.active.indexOf(t);
+    if (i >= 0) this.active.splice(i, 1);
+  }
+
+  private finish(): void {
+    const blocked = this.threads.filter((t) => t.state === RUNNING);
+    if (blocked.length === 0) return;
+    const names = blocked.map((t) => `${t.name} (${describeOp(t)})`).join(', ');
+    this.setVerdict({
+      kind: 'deadlock',
+      message: `every live thread is blocked: ${names}`,
+      thread: blocked[0]!.name,
+      sites: blocked[0]!.sites ?? undefined,
+    });
+  }
+
+  private checkInvariant(invariant: () => boolean | string | void): void {
+    let r: boolean | string | void;
+    try {
+      r = invariant();
+    } catch (e) {
+      if (e instanceof AssertionFailed) r = e.message;
+      else throw e;
+    }
+    if (r === true || r === undefined) return;
+    this.setVerdict({
+      kind: 'invariant',
+      message: typeof r === 'string' ? r : 'the invariant is false',
+      thread: this.last?.name,
+      sites: this.last?.sites ?? undefined,
+    });
+  }
+
+  setVerdict(v: Verdict): void {
+    if (this.verdict === null) this.verdict = v;
+  }
+
+  private recordTrace(t: SimThread, effect: string): void {
+    this.trace!.push({ step: this.stepCount, cpu: t.cpu, thread: t.name, op: describeOp(t), effect, sites: t.sites ?? [] });
+  }
+}
+
+function siteList(s: SourceSite | undefined): SourceSite[] | undefined {
+  return s ? [s] : undefined;
+}

@@ -1,0 +1,49 @@
+/**
+ * Physical pages: 4 KiB of little-endian bytes, shared copy-on-write between address spaces
+ * (Linux mm/memory.c, do_wp_page: a write to a page with more than one mapper copies it first).
+ */
+export const PAGE_SIZE = 4096;
+export const PAGE_SHIFT = 12;
+
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+
+/** A physical page frame. `mappers` counts the page-table entries that point at it. */
+export class Page {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  mappers = 1;
+
+  constructor(copyOf?: Page) {
+    this.bytes = copyOf ? copyOf.bytes.slice() : new Uint8Array(PAGE_SIZE);
+    this.view = new DataView(this.bytes.buffer);
+  }
+}
+
+/** A page-table entry: the frame and this mapping's protection. */
+export class Pte {
+  constructor(
+    public page: Page,
+    public prot: number,
+  ) {}
+}
+
+/** Why an access faulted, as the kernel's SIGSEGV si_code would say. */
+export type FaultReason = 'SEGV_MAPERR' | 'SEGV_ACCERR';
+
+/** A memory access the address space refused: becomes a simulated SIGSEGV. */
+export class SimFault extends Error {
+  constructor(
+    readonly addr: number,
+    readonly access: 'read' | 'write' | 'exec',
+    readonly reason: FaultReason,
+  ) {
+    super(
+      `SIGSEGV (${reason}): ${access} at 0x${addr.toString(16)} ` +
+        (reason === 'SEGV_MAPERR' ? '(no mapping)' : '(protection)'),
+    );
+    this.name = 'SimFault';
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * JSON reports (--json): plain data, stable field names, source sites as "file:line".
+ */
+import { formatSite } from '../engine/source.ts';
+import type { TraceStep } from '../engine/trace.ts';
+import type { Verdict } from '../engine/verdict.ts';
+import type { CheckResult } from '../explore/explorer.ts';
+import type { Scenario } from '../scenario/define.ts';
+import type { RunResult } from '../scenario/run.ts';
+
+function verdictJson(v: Verdict | null) {
+  if (v === null) return null;
+  return { ...v, sites: v.sites?.map(formatSite) };
+}
+
+function traceJson(t: readonly TraceStep[] | null) {
+  return (t ?? []).map((s) => ({ ...s, sites: s.sites.map(formatSite) }));
+}
+
+export function checkToJson(r: CheckResult) {
+  return {
+    scenario: r.scenario,
+    strategy: r.strategy,
+    memoryModel: r.memoryModel,
+    runs: r.runs,
+    steps: r.steps,
+    elapsedMs: Math.round(r.elapsedMs),
+    exhausted: r.exhausted,
+    findings: r.findings,
+    outcomes: Object.fromEntries(r.outcomes),
+    finding: r.finding && {
+      verdict: verdictJson(r.finding.verdict),
+      replay: r.finding.replay,
+      run: r.finding.run,
+      steps: r.finding.steps,
+      trace: traceJson(r.finding.trace),
+    },
+  };
+}
+
+export function runToJson(s: Scenario, r: RunResult, replay: string) {
+  return { scenario: s.name, verdict: verdictJson(r.verdict), steps: r.steps, outcome: r.outcome, replay, trace: traceJson(r.trace) };
+}

@@ -1,0 +1,48 @@
+/**
+ * Terminal reports: findings with their replay string and trace, summaries of clean checks.
+ */
+import { formatSite } from '../engine/source.ts';
+import type { TraceStep } from '../engine/trace.ts';
+import type { Verdict } from '../engine/verdict.ts';
+import type { CheckResult } from '../explore/explorer.ts';
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+/** A trace as an aligned table: step, CPU, thread, operation, memory effect, source line. */
+export function formatTrace(trace: readonly TraceStep[]): string {
+  const opW = Math.min(44, Math.max(9, ...trace.map((t) => t.op.length)));
+  const effW = Math.min(40, Math.max(6, ...trace.map((t) => t.effect.length)));
+  const lines = [`  ${pad('step', 6)}${pad('cpu', 5)}${pad('thread', 8)}${pad('operation', opW + 2)}${pad('effect', effW + 2)}source`];
+  for (const t of trace) {
+    const src = t.sites.map(formatSite).join(' <- ');
+    lines.push(`  ${pad(`#${t.step}`, 6)}${pad(String(t.cpu), 5)}${pad(t.thread, 8)}${pad(t.op, opW + 2)}${pad(t.effect, effW + 2)}${src}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatVerdict(v: Verdict): string {
+  const where = v.sites && v.sites.length > 0 ? `\n  at ${v.sites.map(formatSite).join(' <- ')}` : '';
+  return `${v.kind}: ${v.message}${where}`;
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+export function formatCheck(r: CheckResult, file: string): string {
+  const head = `${r.scenario} (${file}), memory model ${r.memoryModel}, ${r.strategy}`;
+  const stats = `${r.runs} runs, ${r.steps} steps, ${secs(r.elapsedMs)}${r.exhausted ? ', search space exhausted' : ''}`;
+  if (r.finding === null) {
+    const outcomes = r.outcomes.size > 0 ? `\n  outcomes: ${[...r.outcomes].map(([o, n]) => `${o} (${n})`).join(', ')}` : '';
+    return `OK   ${head}\n  nothing found in ${stats}${outcomes}`;
+  }
+  const f = r.finding;
+  return [
+    `FOUND ${formatVerdict(f.verdict)}`,
+    `  in ${head}`,
+    `  at run ${f.run + 1} of ${stats}`,
+    `  replay: hyrum replay ${file} ${f.replay}`,
+    '',
+    formatTrace(f.trace),
+  ].join('\n');
+}

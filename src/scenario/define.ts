@@ -1,0 +1,51 @@
+/**
+ * What a scenario file exports (as its default export): memory set-up, the threads to start,
+ * the checks, and the catalogue's expectations. A scenario is a TypeScript module the CLI loads
+ * directly; see scenarios/ for examples.
+ */
+import type { MemoryModel } from '../memory/model.ts';
+import type { SimCode } from '../engine/ops.ts';
+import type { VerdictKind } from '../engine/verdict.ts';
+import type { MemoryView, Setup } from './memory-view.ts';
+
+export type StrategyName = 'random' | 'pct' | 'dfs';
+
+/** One line of the catalogue: how to check the scenario, and what must come out. */
+export interface Expectation {
+  readonly memoryModel?: MemoryModel;
+  readonly strategy?: StrategyName;
+  readonly runs?: number;
+  /** For dfs: at most this many preemptions per run (omit for no bound). */
+  readonly preemptionBound?: number;
+  readonly seed?: number;
+  /** The verdict that must be found, or 'none' when exploration must find nothing. */
+  readonly verdict: VerdictKind | 'none';
+}
+
+export interface Scenario<C = any> {
+  readonly name: string;
+  readonly description?: string;
+  /** Simulated CPUs (default 2). */
+  readonly cpus?: number;
+  /** Memory model when the command line names none (default sc). */
+  readonly memoryModel?: MemoryModel;
+  /** Steps one thread may take before the run is a `hang` (default 10000). */
+  readonly stepBudget?: number;
+  /** Lay out memory; the value returned is handed to every thread and check. */
+  setup?(m: Setup): C;
+  /** The threads started at the beginning, each given the setup's value. */
+  readonly threads: ReadonlyArray<(ctx: C) => SimCode<unknown>>;
+  /** Checked after every step on committed memory: false or a message means violated. */
+  invariant?(m: MemoryView, ctx: C): boolean | string | void;
+  /** Checked when every thread is done and every buffer drained; use assert(). */
+  check?(m: MemoryView, ctx: C, results: unknown[]): void;
+  /** A summary of the final state (litmus tests collect the set of outcomes). */
+  outcome?(m: MemoryView, ctx: C, results: unknown[]): string;
+  /** The catalogue's checks of this scenario. */
+  readonly expect?: readonly Expectation[];
+}
+
+/** Define a scenario (an identity function that gives the object its type). */
+export function scenario<C>(s: Scenario<C>): Scenario<C> {
+  return s;
+}

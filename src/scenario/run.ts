@@ -1,0 +1,86 @@
+/**
+ * One run of a scenario under one chooser: build a fresh machine, set memory up, start the
+ * threads, run, then apply the final check.
+ */
+import type { Chooser, ChoiceLog } from '../engine/choice.ts';
+import type { DeterminismLog } from '../engine/determinism.ts';
+import { AssertionFailed, UsageError } from '../engine/errors.ts';
+import { installTraps, removeTraps } from '../engine/globals.ts';
+import { Machine } from '../engine/machine.ts';
+import { errorSite } from '../engine/source.ts';
+import type { TraceStep } from '../engine/trace.ts';
+import type { Verdict } from '../engine/verdict.ts';
+import type { MemoryModel } from '../memory/model.ts';
+import type { Scenario } from './define.ts';
+import { MemoryView, Setup } from './memory-view.ts';
+
+export interface RunConfig {
+  readonly memoryModel: MemoryModel;
+  readonly trace?: boolean;
+  readonly determinism?: DeterminismLog | null;
+}
+
+export interface RunResult {
+  readonly verdict: Verdict | null;
+  readonly steps: number;
+  readonly log: ChoiceLog;
+  readonly trace: TraceStep[] | null;
+  readonly outcome: string | undefined;
+}
+
+export function runScenario(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult {
+  const m = new Machine(
+    {
+      memoryModel: cfg.memoryModel,
+      cpus: s.cpus ?? 2,
+      stepBudget: s.stepBudget ?? 10_000,
+      trace: cfg.trace,
+      determinism: cfg.determinism,
+    },
+    chooser,
+  );
+  const setup = new Setup(m.mem);
+  const view = new MemoryView(m.mem);
+  const ctx = userCall(s, 'setup', () => (s.setup ? s.setup(setup) : undefined));
+  if (ctx !== null && typeof ctx === 'object') Object.freeze(ctx);
+  const initial = s.threads.map((fn) => m.startThread(fn, [ctx], null));
+  const invariant = s.invariant;
+  if (invariant) m.setHooks({ invariant: () => invariant.call(s, view, ctx) });
+  let verdict = m.run();
+  let outcome: string | undefined;
+  if (verdict === null) {
+    const results = initial.map((t) => t.retval);
+    verdict = finalCheck(s, view, ctx, results);
+    if (s.outcome) outcome = userCall(s, 'outcome', () => s.outcome!(view, ctx, results));
+  }
+  return { verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome };
+}
+
+function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknown[]): Verdict | null {
+  if (!s.check) return null;
+  installTraps();
+  try {
+    s.check(view, ctx, results);
+    return null;
+  } catch (e) {
+    const site = errorSite(e);
+    if (e instanceof AssertionFailed) return { kind: 'assertion', message: e.message, sites: site ? [site] : undefined };
+    if (e instanceof UsageError) throw e;
+    return { kind: 'exception', message: `final check threw ${String(e)}`, sites: site ? [site] : undefined };
+  } finally {
+    removeTraps();
+  }
+}
+
+/** Call scenario code outside simulated threads; its exceptions are bad input. */
+function userCall<R>(s: Scenario, what: string, f: () => R): R {
+  installTraps();
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`scenario ${s.name}: ${what} threw ${String(e)}`, errorSite(e));
+  } finally {
+    removeTraps();
+  }
+}
