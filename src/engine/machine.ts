@@ -113,13 +113,7 @@ export class Machine {
   startThread(fn: SimFunction, args: unknown[], parent: SimThread | null, mem = this.mem): SimThread {
     const id = this.threads.length;
     const path = parent ? `${parent.path}.${parent.spawned++}` : String(id);
-    let gen;
-    installTraps();
-    try {
-      gen = fn(...args);
-    } finally {
-      removeTraps();
-    }
+    const gen = fn(...args);
     if (!gen || typeof (gen as { next?: unknown }).next !== 'function') {
       throw new UsageError(`thread body ${fn.name || '(anonymous)'} must be a generator function (function*)`);
     }
@@ -230,7 +224,7 @@ export class Machine {
       result = this.perform(t);
     } catch (e) {
       if (e instanceof SimFault) {
-        this.recordTrace(t, `SIGSEGV ${e.reason} at 0x${e.addr.toString(16)}`);
+        if (this.trace) this.recordTrace(t, `SIGSEGV ${e.reason} at 0x${e.addr.toString(16)}`);
         this.setVerdict({
           kind: 'crash',
           message: `${t.name}: ${e.message}`,

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { findSourceMap } from 'node:module';
 
 /** A position in a source file. */
 export interface SourceSite {
@@ -41,12 +42,51 @@ function isMachinery(file: string): boolean {
   return false;
 }
 
+const mapped = new Map<string, SourceSite | null>();
+
+/** A generated-code position mapped through the module's source map (tsx registers them). */
+function siteOf(file: string, line: number, column: number): SourceSite | null {
+  const key = `${file}:${line}:${column}`;
+  let site = mapped.get(key);
+  if (site !== undefined) return site;
+  if (file.startsWith('file://')) file = fileURLToPath(file);
+  site = null;
+  if (!file.startsWith('node:') && path.isAbsolute(file) && !file.includes(`${path.sep}node_modules${path.sep}`)) {
+    const entry = findSourceMap(file)?.findEntry(line - 1, column - 1) as
+      | { originalSource?: string; originalLine?: number; originalColumn?: number }
+      | undefined;
+    if (entry && entry.originalSource !== undefined && entry.originalLine !== undefined) {
+      const src = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : entry.originalSource;
+      site = { file: src, line: entry.originalLine + 1, column: (entry.originalColumn ?? 0) + 1 };
+    } else site = { file, line, column };
+  }
+  mapped.set(key, site);
+  return site;
+}
+
+const asCallSites = (_e: Error, cs: NodeJS.CallSite[]) => cs;
+
+/** The current stack as sites, innermost first, without formatting a stack string. */
 function captureFrames(): SourceSite[] {
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 40;
-  const stack = new Error().stack ?? '';
+  const prepare = Error.prepareStackTrace;
+  Error.stackTraceLimit = 16;
+  Error.prepareStackTrace = asCallSites;
+  const holder = {} as { stack: NodeJS.CallSite[] };
+  Error.captureStackTrace(holder, captureFrames);
+  const calls = holder.stack;
+  Error.prepareStackTrace = prepare;
   Error.stackTraceLimit = limit;
-  return parseFrames(stack);
+  const out: SourceSite[] = [];
+  for (const c of calls) {
+    const file = c.getFileName();
+    const line = c.getLineNumber();
+    const col = c.getColumnNumber();
+    if (!file || line === null || col === null) continue;
+    const site = siteOf(file, line, col);
+    if (site) out.push(site);
+  }
+  return out;
 }
 
 /**

@@ -15,7 +15,12 @@ export function formatTrace(trace: readonly TraceStep[]): string {
   const opW = Math.min(44, Math.max(9, ...trace.map((t) => t.op.length)));
   const effW = Math.min(40, Math.max(6, ...trace.map((t) => t.effect.length)));
   const lines = [`  ${pad('step', 6)}${pad('cpu', 5)}${pad('thread', 8)}${pad('operation', opW + 2)}${pad('effect', effW + 2)}source`];
-  for (const t of trace) {
+  const shown = trace.length > 240 ? [...trace.slice(0, 40), null, ...trace.slice(-160)] : trace;
+  for (const t of shown) {
+    if (t === null) {
+      lines.push(`  ... ${trace.length - 200} steps not shown (--json prints them all) ...`);
+      continue;
+    }
     const src = t.sites.map(formatSite).join(' <- ');
     lines.push(`  ${pad(`#${t.step}`, 6)}${pad(String(t.cpu), 5)}${pad(t.thread, 8)}${pad(t.op, opW + 2)}${pad(t.effect, effW + 2)}${src}`);
   }

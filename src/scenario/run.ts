@@ -29,6 +29,15 @@ export interface RunResult {
 }
 
 export function runScenario(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult {
+  installTraps();
+  try {
+    return runWithTraps(s, cfg, chooser);
+  } finally {
+    removeTraps();
+  }
+}
+
+function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult {
   const m = new Machine(
     {
       memoryModel: cfg.memoryModel,
@@ -58,7 +67,6 @@ export function runScenario(s: Scenario, cfg: RunConfig, chooser: Chooser): RunR
 
 function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknown[]): Verdict | null {
   if (!s.check) return null;
-  installTraps();
   try {
     s.check(view, ctx, results);
     return null;
@@ -67,20 +75,15 @@ function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknow
     if (e instanceof AssertionFailed) return { kind: 'assertion', message: e.message, sites: site ? [site] : undefined };
     if (e instanceof UsageError) throw e;
     return { kind: 'exception', message: `final check threw ${String(e)}`, sites: site ? [site] : undefined };
-  } finally {
-    removeTraps();
   }
 }
 
 /** Call scenario code outside simulated threads; its exceptions are bad input. */
 function userCall<R>(s: Scenario, what: string, f: () => R): R {
-  installTraps();
   try {
     return f();
   } catch (e) {
     if (e instanceof UsageError) throw e;
     throw new UsageError(`scenario ${s.name}: ${what} threw ${String(e)}`, errorSite(e));
-  } finally {
-    removeTraps();
   }
 }
