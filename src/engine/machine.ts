@@ -120,6 +120,7 @@ export class Machine {
     const t = new SimThread(id, path, id % this.cpus, mem, gen);
     this.threads.push(t);
     this.active.push(t);
+    this.agents.ensure(this.active.length * 2);
     this.advance(t, undefined);
     if (parent) setCurrent(parent, this.sites);
     return t;
@@ -140,12 +141,12 @@ export class Machine {
   private loop(): void {
     const agents = this.agents;
     const invariant = this.hooks.invariant;
+    const plain = !this.weak && this.trace === null;
     for (;;) {
       // List the agents that can move.
       const act = this.active;
       let n = 0;
       agents.current = -1;
-      agents.ensure(act.length * 2);
       for (let i = 0; i < act.length; i++) {
         const t = act[i]!;
         if (t.state === RUNNING && (t.op < OP_FIRST_BLOCKING || this.enabled(t))) {
@@ -159,28 +160,59 @@ export class Machine {
         this.finish();
         return;
       }
+      if (n === 1 && act.length === 1 && plain && invariant === undefined) {
+        // One thread and nothing else that could move: no choices until it does something else.
+        this.runAlone(act[0]!);
+        if (this.verdict !== null) return;
+        continue;
+      }
       const k = n === 1 ? 0 : this.choose(n, CHOICE_SCHEDULE);
       const t = agents.thread[k]!;
       this.stepCount++;
-      if (agents.kind[k] === AGENT_STEP) {
-        this.last = t;
-        if (++t.steps > this.stepBudget) {
-          this.setVerdict({
-            kind: 'hang',
-            message: `${t.name} exceeded its step budget of ${this.stepBudget} steps (an endless loop?)`,
-            thread: t.name,
-            sites: t.sites ?? undefined,
-          });
-          return;
-        }
-        this.step(t);
-      } else {
-        this.drain(t, agents.entry[k]!);
-      }
+      if (agents.kind[k] === AGENT_STEP) this.stepThread(t, plain);
+      else this.drain(t, agents.entry[k]!);
       if (this.verdict !== null) return;
       if (invariant !== undefined) this.checkInvariant(invariant);
       if (this.verdict !== null) return;
     }
+  }
+
+  /**
+   * The hot loop for a thread that runs alone under SC without tracing: nothing else can move,
+   * so there are no choices to make while it does plain loads and stores.
+   */
+  private runAlone(t: SimThread): void {
+    do {
+      this.stepCount++;
+      this.stepThread(t, true);
+    } while (this.verdict === null && t.state === RUNNING && t.op <= OP_STORE && t.size <= 4);
+  }
+
+  /** One step of t: count it against the budget, perform its operation, run to the next one. */
+  private stepThread(t: SimThread, plain: boolean): void {
+    this.last = t;
+    if (++t.steps > this.stepBudget) {
+      this.setVerdict({
+        kind: 'hang',
+        message: `${t.name} exceeded its step budget of ${this.stepBudget} steps (an endless loop?)`,
+        thread: t.name,
+        sites: t.sites ?? undefined,
+      });
+      return;
+    }
+    const op = t.op;
+    if (plain && op <= OP_STORE && t.size <= 4) {
+      // Fast path (SC, no tracing): a load or store of up to 32 bits.
+      let result = 0;
+      try {
+        if (op === OP_LOAD) result = t.mem.load(t.a0, t.size);
+        else t.mem.store(t.a0, t.size, t.a1);
+      } catch (e) {
+        this.fault(t, e);
+        return;
+      }
+      this.advance(t, result);
+    } else this.step(t);
   }
 
   private listDrains(n: number): number {
@@ -223,21 +255,24 @@ export class Machine {
     try {
       result = this.perform(t);
     } catch (e) {
-      if (e instanceof SimFault) {
-        if (this.trace) this.recordTrace(t, `SIGSEGV ${e.reason} at 0x${e.addr.toString(16)}`);
-        this.setVerdict({
-          kind: 'crash',
-          message: `${t.name}: ${e.message}`,
-          thread: t.name,
-          sites: t.sites ?? undefined,
-          signal: 'SIGSEGV',
-          addr: e.addr,
-        });
-        return;
-      }
-      throw e;
+      this.fault(t, e);
+      return;
     }
     if (t.state === RUNNING) this.advance(t, result);
+  }
+
+  /** A SimFault is the thread's SIGSEGV; anything else is not ours to handle here. */
+  private fault(t: SimThread, e: unknown): void {
+    if (!(e instanceof SimFault)) throw e;
+    if (this.trace) this.recordTrace(t, `SIGSEGV ${e.reason} at 0x${e.addr.toString(16)}`);
+    this.setVerdict({
+      kind: 'crash',
+      message: `${t.name}: ${e.message}`,
+      thread: t.name,
+      sites: t.sites ?? undefined,
+      signal: 'SIGSEGV',
+      addr: e.addr,
+    });
   }
 
   private perform(t: SimThread): unknown {

@@ -1,0 +1,35 @@
+/**
+ * `npm run bench`: Hyrum's performance figures, measured side by side in one run.
+ */
+import counterAtomic from '../scenarios/counter-atomic.ts';
+import lostUpdate from '../scenarios/lost-update.ts';
+import { bareLoop, engineThroughput } from './engine.ts';
+import { runsPerSecond } from './explorer.ts';
+
+const M = 1e6;
+const fmt = (n: number) => `${(n / M).toFixed(1)} M/s`;
+
+const ops = Number(process.env.BENCH_OPS ?? 6_000_000);
+console.log(`Engine: simulated memory operations per second, one core, tracing off (${ops / M} M operations each)`);
+const floor = bareLoop(ops);
+console.log(`  ${floor.label.padEnd(34)} ${fmt(floor.opsPerSec)}`);
+for (const [threads, model] of [
+  [1, 'sc'],
+  [2, 'sc'],
+  [2, 'tso'],
+  [2, 'pso'],
+] as const) {
+  const t = engineThroughput(threads, model, ops);
+  console.log(`  ${t.label.padEnd(34)} ${fmt(t.opsPerSec)}   ${(t.opsPerSec / floor.opsPerSec).toFixed(2)}x of the bare loop`);
+}
+
+console.log('\nExplorer: complete runs per second (memory model tso, determinism pre-check excluded)');
+for (const [name, s] of [
+  ['lost-update (2 threads x 2 ops)', lostUpdate],
+  ['counter-atomic (3 threads x 1 op)', counterAtomic],
+] as const) {
+  for (const strategy of ['random', 'pct', 'dfs'] as const) {
+    const r = runsPerSecond(s, strategy, 20_000);
+    console.log(`  ${name.padEnd(34)} ${strategy.padEnd(7)} ${Math.round(r.perSec).toString().padStart(8)} runs/s (${r.runs} runs)`);
+  }
+}
