@@ -9,8 +9,8 @@ import { runsPerSecond } from './explorer.ts';
 const M = 1e6;
 const fmt = (n: number) => `${(n / M).toFixed(1)} M/s`;
 
-const ops = Number(process.env.BENCH_OPS ?? 6_000_000);
-console.log(`Engine: simulated memory operations per second, one core, tracing off (${ops / M} M operations each)`);
+const ops = Number(process.env.BENCH_OPS ?? 4_000_000);
+console.log(`Engine: simulated memory operations per second, one core, tracing off (${ops / M} M operations each, best of 5)`);
 const floor = bareLoop(ops);
 console.log(`  ${floor.label.padEnd(34)} ${fmt(floor.opsPerSec)}`);
 for (const [threads, model] of [
