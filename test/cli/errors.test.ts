@@ -1,91 +1,92 @@
-import { describe, expect, it } from 'vitest';
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import { catalogued, fixture, hyrum } from '../helpers.ts';
 
 describe('bad input is rejected with its file and line, exit 2', () => {
   it('Math.random in simulated code', () => {
     const r = hyrum('check', fixture('math-random'));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('test/fixtures/math-random.ts:4');
-    expect(r.stderr).toContain('Math.random() is nondeterministic');
-    expect(r.stdout).toBe('');
+    assert.equal(r.code, 2);
+    assert.ok(r.stderr.includes('test/fixtures/math-random.ts:4'), r.stderr);
+    assert.ok(r.stderr.includes('Math.random() is nondeterministic'), r.stderr);
+    assert.equal(r.stdout, '');
   });
 
   it('a JavaScript variable shared between threads', () => {
     const r = hyrum('check', fixture('shared-js-variable'));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('test/fixtures/shared-js-variable.ts:9');
-    expect(r.stderr).toContain('not deterministic');
+    assert.equal(r.code, 2);
+    assert.ok(r.stderr.includes('test/fixtures/shared-js-variable.ts:9'), r.stderr);
+    assert.ok(r.stderr.includes('not deterministic'), r.stderr);
   });
 
   it('an operation that was created but not yielded', () => {
     const r = hyrum('check', fixture('not-yielded'));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('test/fixtures/not-yielded.ts:5');
+    assert.equal(r.code, 2);
+    assert.ok(r.stderr.includes('test/fixtures/not-yielded.ts:5'), r.stderr);
   });
 
   it('a syntax error, a file without a scenario, a missing file', () => {
     const syntax = hyrum('check', fixture('syntax-error'));
-    expect(syntax.code).toBe(2);
-    expect(syntax.stderr).toContain('test/fixtures/syntax-error.ts:5');
+    assert.equal(syntax.code, 2);
+    assert.ok(syntax.stderr.includes('test/fixtures/syntax-error.ts:5'), syntax.stderr);
     const none = hyrum('run', fixture('not-a-scenario'));
-    expect(none.code).toBe(2);
-    expect(none.stderr).toContain('no default export');
+    assert.equal(none.code, 2);
+    assert.ok(none.stderr.includes('no default export'), none.stderr);
     const missing = hyrum('check', 'no/such/file.ts');
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('no such scenario file');
+    assert.equal(missing.code, 2);
+    assert.ok(missing.stderr.includes('no such scenario file'), missing.stderr);
   });
 
   it('a bad option prints usage', () => {
     const r = hyrum('check', catalogued('lost-update'), '--strategy', 'bogus');
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('Usage: hyrum check');
+    assert.equal(r.code, 2);
+    assert.ok(r.stderr.includes('Usage: hyrum check'), r.stderr);
     const unknown = hyrum('check', catalogued('lost-update'), '--frobnicate');
-    expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("unknown option '--frobnicate'");
+    assert.equal(unknown.code, 2);
+    assert.ok(unknown.stderr.includes("unknown option '--frobnicate'"), unknown.stderr);
   });
 
   it('a replay string that does not fit the scenario', () => {
     const r = hyrum('replay', catalogued('lost-update'), 'hy1:mm=sc:c=5z');
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('does not behave as it did');
+    assert.equal(r.code, 2);
+    assert.ok(r.stderr.includes('does not behave as it did'), r.stderr);
   });
 });
 
 describe('findings about the scenario, exit 1', () => {
   it('an endless loop is a hang naming the thread and line', () => {
     const r = hyrum('check', fixture('endless-loop'), '--json');
-    expect(r.code).toBe(1);
+    assert.equal(r.code, 1);
     const v = JSON.parse(r.stdout).finding.verdict;
-    expect(v.kind).toBe('hang');
-    expect(v.thread).toBe('T0');
-    expect(v.sites).toEqual(['test/fixtures/endless-loop.ts:5']);
+    assert.equal(v.kind, 'hang');
+    assert.equal(v.thread, 'T0');
+    assert.deepEqual(v.sites, ['test/fixtures/endless-loop.ts:5']);
   });
 
   it('an exception names its line', () => {
     const r = hyrum('check', fixture('throws'), '--json');
-    expect(r.code).toBe(1);
+    assert.equal(r.code, 1);
     const v = JSON.parse(r.stdout).finding.verdict;
-    expect(v.kind).toBe('exception');
-    expect(v.message).toContain('TypeError');
-    expect(v.sites).toEqual(['test/fixtures/throws.ts:6']);
+    assert.equal(v.kind, 'exception');
+    assert.ok(v.message.includes('TypeError'), v.message);
+    assert.deepEqual(v.sites, ['test/fixtures/throws.ts:6']);
   });
 
   it('a fault is a simulated SIGSEGV with its address', () => {
     const r = hyrum('check', fixture('segfault'), '--json');
-    expect(r.code).toBe(1);
+    assert.equal(r.code, 1);
     const v = JSON.parse(r.stdout).finding.verdict;
-    expect(v).toMatchObject({ kind: 'crash', signal: 'SIGSEGV', addr: 0, sites: ['test/fixtures/segfault.ts:5'] });
+    assert.deepEqual([v.kind, v.signal, v.addr, v.sites], ['crash', 'SIGSEGV', 0, ['test/fixtures/segfault.ts:5']]);
   });
 
   it('threads waiting for each other are a deadlock', () => {
     const r = hyrum('check', fixture('deadlock'), '--json');
-    expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).finding.verdict.kind).toBe('deadlock');
+    assert.equal(r.code, 1);
+    assert.equal(JSON.parse(r.stdout).finding.verdict.kind, 'deadlock');
   });
 
   it('a clean check exits 0', () => {
     const r = hyrum('check', catalogued('counter-atomic'), '--strategy', 'dfs');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('search space exhausted');
+    assert.equal(r.code, 0);
+    assert.ok(r.stdout.includes('search space exhausted'), r.stdout);
   });
 });

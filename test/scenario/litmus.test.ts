@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import { check } from '../../src/explore/explorer.ts';
 import { MEMORY_MODELS } from '../../src/memory/model.ts';
 import { LITMUS_TESTS, litmus } from '../../src/scenario/litmus.ts';
@@ -15,21 +16,21 @@ describe('litmus tests: exact outcome sets per memory model (exhaustive DFS)', (
     for (const mm of MEMORY_MODELS) {
       it(`${t.name} under ${mm}`, () => {
         const r = check(litmus(t), { strategy: 'dfs', memoryModel: mm });
-        expect(r.exhausted).toBe(true);
-        expect(r.finding).toBeNull();
-        expect([...r.outcomes.keys()].sort()).toEqual([...t.allowed[mm]].sort());
+        assert.equal(r.exhausted, true);
+        assert.equal(r.finding, null);
+        assert.deepEqual([...r.outcomes.keys()].sort(), [...t.allowed[mm]].sort());
         seen[`${t.name}/${mm}`] = r.runs;
         if (process.env.UPDATE_GOLDEN) {
           golden[`${t.name}/${mm}`] = r.runs;
           writeFileSync(goldenFile, `${JSON.stringify(golden, null, 2)}\n`);
         }
-        expect(r.runs).toBe(golden[`${t.name}/${mm}`]);
+        assert.equal(r.runs, golden[`${t.name}/${mm}`]);
       });
     }
   }
 
   it('counts SC interleavings as combinatorics says: SB has C(4,2) = 6, IRIW 6!/(1!1!2!2!) = 180', () => {
-    expect(seen['SB/sc']).toBe(6);
-    expect(seen['IRIW/sc']).toBe(180);
+    assert.equal(seen['SB/sc'], 6);
+    assert.equal(seen['IRIW/sc'], 180);
   });
 });
