@@ -487,6 +487,12 @@ export class Machine {
     });
   }
 
+  /** Check an invariant now (at the end of a run); the verdict if it is violated. */
+  checkInvariantNow(invariant: () => boolean | string | void): Verdict | null {
+    this.checkInvariant(invariant);
+    return this.verdict;
+  }
+
   private checkInvariant(invariant: () => boolean | string | void): void {
     let r: boolean | string | void;
     try {

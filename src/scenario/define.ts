@@ -35,8 +35,10 @@ export interface Scenario<C = any> {
   setup?(m: Setup): C;
   /** The threads started at the beginning, each given the setup's value. */
   readonly threads: ReadonlyArray<(ctx: C) => SimCode<unknown>>;
-  /** Checked after every step on committed memory: false or a message means violated. */
+  /** Checked on committed memory: false or a message means violated. */
   invariant?(m: MemoryView, ctx: C): boolean | string | void;
+  /** When the invariant is checked: after every step (default) or once at the end. */
+  readonly invariantAt?: 'step' | 'end';
   /** Checked when every thread is done and every buffer drained; use assert(). */
   check?(m: MemoryView, ctx: C, results: unknown[]): void;
   /** A summary of the final state (litmus tests collect the set of outcomes). */

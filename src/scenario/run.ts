@@ -54,8 +54,10 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
   if (ctx !== null && typeof ctx === 'object') Object.freeze(ctx);
   const initial = s.threads.map((fn) => m.startThread(fn, [ctx], null));
   const invariant = s.invariant;
-  if (invariant) m.setHooks({ invariant: () => invariant.call(s, view, ctx) });
+  const checkInvariant = invariant && (() => invariant.call(s, view, ctx));
+  if (checkInvariant && s.invariantAt !== 'end') m.setHooks({ invariant: checkInvariant });
   let verdict = m.run();
+  if (verdict === null && checkInvariant && s.invariantAt === 'end') verdict = m.checkInvariantNow(checkInvariant);
   let outcome: string | undefined;
   if (verdict === null) {
     const results = initial.map((t) => t.retval);
