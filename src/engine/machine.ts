@@ -33,7 +33,7 @@ import {
   type SimFunction,
 } from './ops.ts';
 import { callerSites, errorSite, thrownByHyrum, type SourceSite } from './source.ts';
-import { DONE, RUNNING, SimThread } from './thread.ts';
+import { DONE, HandlerStart, RUNNING, SimThread } from './thread.ts';
 import { describeOp, describeValue, type TraceStep } from './trace.ts';
 import type { Verdict } from './verdict.ts';
 
@@ -49,6 +49,18 @@ export interface MachineOptions {
   readonly trace?: boolean;
   /** Check that simulated code is deterministic given its results (see determinism.ts). */
   readonly determinism?: DeterminismLog | null;
+  /** Keep each thread's results so that it can be forked (a kernel is attached). */
+  readonly forkable?: boolean;
+}
+
+/** What an attached kernel model wants to hear from the machine. */
+export interface KernelHooks {
+  /** A thread's code returned (or it called exit): the task exits. */
+  threadExited(t: SimThread): void;
+  /** t.interrupt was set: deliver what is pending (signals) before t's next step. */
+  interrupted(t: SimThread): void;
+  /** A run ended with no thread able to move: may the machine call it a deadlock? */
+  describeBlocked?(t: SimThread): string | undefined;
 }
 
 /** The scenario's checks, called by the machine. */
@@ -70,7 +82,7 @@ export class Machine {
   private readonly pso: boolean;
   private readonly cpus: number;
   private readonly stepBudget: number;
-  private readonly det: DeterminismLog | null;
+  private det: DeterminismLog | null;
   private readonly sites: boolean;
   /** Threads that are running or still have buffered stores. */
   private active: SimThread[] = [];
@@ -78,6 +90,9 @@ export class Machine {
   private last: SimThread | null = null;
   private readonly scratch = new Uint32Array(2);
   private hooks: MachineHooks = {};
+  private readonly forkable: boolean;
+  /** The attached kernel model, if any. */
+  kernel: KernelHooks | null = null;
 
   constructor(
     opts: MachineOptions,
@@ -91,6 +106,7 @@ export class Machine {
     this.det = opts.determinism ?? null;
     this.trace = opts.trace ? [] : null;
     this.sites = this.trace !== null || this.det !== null;
+    this.forkable = opts.forkable ?? false;
   }
 
   get memoryModel(): MemoryModel {
@@ -111,18 +127,25 @@ export class Machine {
 
   /** Start a thread (a scenario's initial threads, or OP_SPAWN). Returns it. */
   startThread(fn: SimFunction, args: unknown[], parent: SimThread | null, mem = this.mem): SimThread {
+    const t = this.startThreadWith(fn, args, parent, mem, parent?.task ?? null);
+    if (parent) setCurrent(parent, this.sites);
+    return t;
+  }
+
+  private startThreadWith(fn: SimFunction, args: unknown[], parent: SimThread | null, mem: AddressSpace, task: unknown): SimThread {
     const id = this.threads.length;
     const path = parent ? `${parent.path}.${parent.spawned++}` : String(id);
     const gen = fn(...args);
     if (!gen || typeof (gen as { next?: unknown }).next !== 'function') {
       throw new UsageError(`thread body ${fn.name || '(anonymous)'} must be a generator function (function*)`);
     }
-    const t = new SimThread(id, path, id % this.cpus, mem, gen);
+    const t = new SimThread(id, path, id % this.cpus, mem, gen, fn, args);
+    t.task = task;
+    if (this.forkable) t.history = [];
     this.threads.push(t);
     this.active.push(t);
     this.agents.ensure(this.active.length * 2);
     this.advance(t, undefined);
-    if (parent) setCurrent(parent, this.sites);
     return t;
   }
 
@@ -149,7 +172,7 @@ export class Machine {
       agents.current = -1;
       for (let i = 0; i < act.length; i++) {
         const t = act[i]!;
-        if (t.state === RUNNING && (t.op < OP_FIRST_BLOCKING || this.enabled(t))) {
+        if (t.state === RUNNING && ((t.op < OP_FIRST_BLOCKING && t.mem.frozen === null) || this.enabled(t))) {
           if (t === this.last) agents.current = n;
           agents.thread[n] = t;
           agents.kind[n++] = AGENT_STEP;
@@ -185,12 +208,17 @@ export class Machine {
     do {
       this.stepCount++;
       this.stepThread(t, true);
-    } while (this.verdict === null && t.state === RUNNING && t.op <= OP_STORE && t.size <= 4);
+    } while (this.verdict === null && t.state === RUNNING && t.op <= OP_STORE && t.size <= 4 && !t.interrupt);
   }
 
   /** One step of t: count it against the budget, perform its operation, run to the next one. */
   private stepThread(t: SimThread, plain: boolean): void {
     this.last = t;
+    if (t.interrupt) {
+      t.interrupt = false;
+      this.kernel?.interrupted(t);
+      if (t.state !== RUNNING || this.verdict !== null) return;
+    }
     if (++t.steps > this.stepBudget) {
       this.setVerdict({
         kind: 'hang',
@@ -215,6 +243,27 @@ export class Machine {
     } else this.step(t);
   }
 
+  /**
+   * While a fork copies the address space, pages already copied are write-protected and a
+   * thread that writes one stalls until the fork is done (reference fork-pid.md section 6).
+   */
+  private writable(t: SimThread): boolean {
+    const frozen = t.mem.frozen;
+    if (frozen === null) return true;
+    const op = t.op;
+    if (op === OP_LOAD || op === OP_CHOOSE || op === OP_SPAWN || op === OP_EXIT) return true;
+    if (op !== OP_STORE && !this.bufferDrainable(t)) return false;
+    if (op === OP_FENCE) return true;
+    const end = t.a0 + (t.size > 4 ? 8 : t.size) - 1;
+    return !frozen.has(Math.floor(t.a0 / 4096)) && !frozen.has(Math.floor(end / 4096));
+  }
+
+  private bufferDrainable(t: SimThread): boolean {
+    const sb = t.sb;
+    for (let i = 0; i < sb.count; i++) if (!t.mem.mayWrite(sb.addr[i]!, sb.size[i]!)) return false;
+    return true;
+  }
+
   private listDrains(n: number): number {
     const act = this.active;
     const agents = this.agents;
@@ -223,6 +272,7 @@ export class Machine {
       const sb = t.sb;
       if (sb.count === 0) continue;
       if (!this.pso) {
+        if (t.mem.frozen !== null && !t.mem.mayWrite(sb.addr[0]!, sb.size[0]!)) continue;
         agents.ensure(n + 1);
         agents.thread[n] = t;
         agents.kind[n] = AGENT_DRAIN;
@@ -231,6 +281,7 @@ export class Machine {
       }
       for (let e = 0; e < sb.count; e++) {
         if (!sb.drainable(e)) continue;
+        if (t.mem.frozen !== null && !t.mem.mayWrite(sb.addr[e]!, sb.size[e]!)) continue;
         agents.ensure(n + 1);
         agents.thread[n] = t;
         agents.kind[n] = AGENT_DRAIN;
@@ -241,6 +292,7 @@ export class Machine {
   }
 
   private enabled(t: SimThread): boolean {
+    if (t.op < OP_FIRST_BLOCKING) return this.writable(t);
     if (t.op === OP_JOIN) return this.threads[t.a0]!.state === DONE;
     if (t.op === OP_ATOMIC) {
       const action = t.obj as AtomicAction;
@@ -428,6 +480,7 @@ export class Machine {
   /** Resume t's code with the result of its last operation, to its next operation. */
   private advance(t: SimThread, result: unknown): void {
     if (this.det !== null && t.opPending) recordResult(t, result);
+    if (t.history !== null && t.opPending) t.history.push(result);
     t.opPending = false;
     t.sites = null;
     setCurrent(t, this.sites);
@@ -439,7 +492,8 @@ export class Machine {
       return;
     }
     if (r.done === true) {
-      this.finishThread(t, r.value);
+      if (t.frames.length > 0) this.returnFromHandler(t);
+      else this.finishThread(t, r.value);
       return;
     }
     if (r.value !== OP_TOKEN || !t.opPending) {
@@ -468,6 +522,91 @@ export class Machine {
     t.retval = value;
     t.opPending = false;
     if (t.sb.count === 0) this.deactivate(t);
+    this.kernel?.threadExited(t);
+  }
+
+  /**
+   * Run fn(...args) on t before its pending operation, as a signal handler runs on the
+   * interrupted thread; when fn returns, the interrupted code goes on where it was.
+   */
+  pushFrame(t: SimThread, fn: SimFunction, args: unknown[]): void {
+    t.frames.push({ gen: t.gen, op: t.op, size: t.size, a0: t.a0, a1: t.a1, a2: t.a2, b1: t.b1, b2: t.b2, obj: t.obj, args: t.args, sites: t.sites });
+    t.history?.push(new HandlerStart(fn, args));
+    t.gen = fn(...args);
+    t.opPending = false;
+    this.advance(t, undefined);
+  }
+
+  private returnFromHandler(t: SimThread): void {
+    const f = t.frames.pop()!;
+    t.gen = f.gen;
+    t.op = f.op;
+    t.size = f.size;
+    t.a0 = f.a0;
+    t.a1 = f.a1;
+    t.a2 = f.a2;
+    t.b1 = f.b1;
+    t.b2 = f.b2;
+    t.obj = f.obj;
+    t.args = f.args;
+    t.sites = f.sites;
+    t.opPending = true;
+  }
+
+  /**
+   * A copy of `parent` for a fork child: the thread's code is re-run from its start on the
+   * parent's recorded results (generators cannot be copied), up to the pending operation, whose
+   * result in the child is `childResult`. The child runs on `mem` with `task`.
+   */
+  forkThread(parent: SimThread, mem: AddressSpace, task: unknown, childResult: unknown): SimThread {
+    const history = parent.history;
+    if (history === null) throw new InternalError('forkThread: the machine does not keep thread histories');
+    const id = this.threads.length;
+    const path = `${parent.path}.${parent.spawned++}`;
+    const child = new SimThread(id, path, parent.cpu, mem, parent.startFn(...parent.startArgs), parent.startFn, parent.startArgs);
+    child.task = task;
+    child.history = [];
+    const det = this.det;
+    // Replay without performing: the operations' effects are already in the copied memory.
+    this.det = null;
+    try {
+      this.replayInto(child, history);
+    } finally {
+      this.det = det;
+    }
+    this.threads.push(child);
+    this.active.push(child);
+    this.agents.ensure(this.active.length * 2);
+    this.advance(child, childResult);
+    setCurrent(parent, this.sites);
+    return child;
+  }
+
+  private replayInto(child: SimThread, history: readonly unknown[]): void {
+    this.advance(child, undefined);
+    for (const entry of history) {
+      if (child.state !== RUNNING) throw new InternalError('forkThread: the re-run ended before the fork');
+      if (entry instanceof HandlerStart) this.pushFrame(child, entry.fn, entry.args as unknown[]);
+      else this.advance(child, entry);
+    }
+    if (!child.opPending) throw new InternalError('forkThread: the re-run did not reach the fork');
+  }
+
+  /** End a thread now (killed with its process): its buffered stores still reach memory. */
+  kill(t: SimThread): void {
+    if (t.state === DONE) return;
+    if (t.sb.count > 0) this.flush(t);
+    t.state = DONE;
+    t.opPending = false;
+    t.frames.length = 0;
+    this.deactivate(t);
+  }
+
+  /** Start a thread in the kernel's name (clone of a new thread): fn(...args) on mem. */
+  spawnTask(fn: SimFunction, args: unknown[], parent: SimThread, mem: AddressSpace, task: unknown): SimThread {
+    const child = this.startThreadWith(fn, args, parent, mem, task);
+    setCurrent(parent, this.sites);
+    return child;
   }
 
   private deactivate(t: SimThread): void {

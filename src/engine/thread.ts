@@ -4,7 +4,7 @@
  */
 import type { AddressSpace } from '../memory/address-space.ts';
 import { StoreBuffer } from '../memory/store-buffer.ts';
-import type { OpRegisters, SimCode } from './ops.ts';
+import type { OpRegisters, SimCode, SimFunction } from './ops.ts';
 import type { SourceSite } from './source.ts';
 
 export const RUNNING = 0;
@@ -35,18 +35,57 @@ export class SimThread implements OpRegisters {
   sbSites: (SourceSite[] | null)[] = [];
   /** Rolling hash of (operation, result) history, kept while checking determinism. */
   hist = 0;
+  /**
+   * Results of every operation performed, and markers for signal-handler frames, kept when the
+   * machine may fork: a fork child is this thread re-run on these results (see Machine.forkThread).
+   */
+  history: unknown[] | null = null;
+  /** Frames interrupted by signal handlers, innermost last. */
+  readonly frames: SavedFrame[] = [];
+  /** Set by the kernel when something must happen before the next step (a signal to deliver). */
+  interrupt = false;
+  /** The kernel's task for this thread, when a kernel is attached. */
+  task: unknown = null;
+  /** Simulated nanoseconds spent in system calls (the kernel's cost model adds them). */
+  syscallNs = 0;
+  syscalls = 0;
 
   constructor(
     /** Creation index within the run: the id simulated code sees. */
     readonly id: number,
     /** A path stable across schedules: "0", "0.1", ... (the n-th child of its parent). */
     readonly path: string,
-    readonly cpu: number,
+    public cpu: number,
     public mem: AddressSpace,
-    readonly gen: SimCode<unknown>,
+    public gen: SimCode<unknown>,
+    readonly startFn: SimFunction,
+    readonly startArgs: readonly unknown[],
   ) {}
 
   get name(): string {
     return `T${this.id}`;
   }
+}
+
+/** A generator frame set aside while a signal handler runs on the thread, with its pending operation. */
+export interface SavedFrame {
+  readonly gen: SimCode<unknown>;
+  readonly op: number;
+  readonly size: number;
+  readonly a0: number;
+  readonly a1: number;
+  readonly a2: number;
+  readonly b1: bigint;
+  readonly b2: bigint;
+  readonly obj: unknown;
+  readonly args: unknown[] | null;
+  readonly sites: SourceSite[] | null;
+}
+
+/** History marker: a signal handler frame started here (fn called with args). */
+export class HandlerStart {
+  constructor(
+    readonly fn: SimFunction,
+    readonly args: readonly unknown[],
+  ) {}
 }

@@ -14,6 +14,11 @@ const SAFE_HI = 0x200000;
 
 export class AddressSpace {
   private readonly ptes = new Map<number, Pte>();
+  /**
+   * Pages write-protected by a fork in progress (their copy for the child is taken): writers
+   * stall until the fork ends. Null when no fork is copying this space.
+   */
+  frozen: Set<number> | null = null;
   private rPn = -1;
   private rPage: Page | null = null;
   private wPn = -1;
@@ -119,6 +124,12 @@ export class AddressSpace {
     this.wPage = pte.page;
     if (this.rPn === pn) this.rPage = pte.page;
     return pte.page;
+  }
+
+  /** False while [addr, addr+size) touches a page frozen by a fork in progress. */
+  mayWrite(addr: number, size: number): boolean {
+    const f = this.frozen;
+    return f === null || (!f.has(Math.floor(addr / PAGE_SIZE)) && !f.has(Math.floor((addr + size - 1) / PAGE_SIZE)));
   }
 
   /** Fault now if [addr, addr+size) could not be written (a store that goes to a store buffer). */
