@@ -10,6 +10,7 @@ export interface CatalogueRow {
   readonly scenario: string;
   readonly file: string;
   readonly memoryModel: string;
+  readonly versions: string;
   readonly strategy: string;
   readonly expected: string;
   readonly found: string;
@@ -26,12 +27,13 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
     for (const e of s.expect ?? []) {
       const memoryModel = e.memoryModel ?? s.memoryModel ?? 'sc';
       const strategy = e.strategy ?? 'dfs';
-      const r = check(s, { strategy, memoryModel, runs: e.runs, seed: e.seed, preemptionBound: e.preemptionBound });
+      const r = check(s, { strategy, memoryModel, versions: e.versions, runs: e.runs, seed: e.seed, preemptionBound: e.preemptionBound });
       const found = r.finding ? r.finding.verdict.kind : 'none';
       const row: CatalogueRow = {
         scenario: s.name,
         file: path.relative(process.cwd(), file),
         memoryModel,
+        versions: Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', '),
         strategy: r.strategy,
         expected: e.verdict,
         found,
@@ -53,6 +55,6 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
 function printRow(r: CatalogueRow): void {
   const mark = r.ok ? 'ok  ' : 'FAIL';
   process.stdout.write(
-    `${mark} ${r.scenario.padEnd(22)} ${r.memoryModel.padEnd(4)} ${r.strategy.padEnd(44)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms\n`,
+    `${mark} ${r.scenario.padEnd(22)} ${r.memoryModel.padEnd(4)} ${r.versions.padEnd(24)} ${r.strategy.padEnd(40)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms\n`,
   );
 }

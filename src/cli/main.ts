@@ -9,7 +9,9 @@ import { check, replayRun, tracedRun, type CheckOptions, type CheckResult } from
 import { parseMemoryModel, type MemoryModel } from '../memory/model.ts';
 import { formatCheck, formatTrace, formatVerdict } from '../report/text.ts';
 import { checkToJson, runToJson } from '../report/json.ts';
-import type { Scenario, StrategyName } from '../scenario/define.ts';
+import type { Scenario, StrategyName, Versions } from '../scenario/define.ts';
+import { KERNEL_PROFILES } from '../kernel/profile.ts';
+import { GLIBC_PROFILES } from '../libc/profile.ts';
 import { catalogueFiles, loadScenario } from './load.ts';
 import { runCatalogue } from './catalogue.ts';
 import { startProgress } from './progress.ts';
@@ -66,12 +68,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--replay <string>', 'replay string of the run to reproduce')
     .option('--seed <n>', 'seed of the random schedule when no replay string is given', intArg('seed', 0), 1)
     .addOption(new Option('--memory-model <m>', 'sc, tso or pso').argParser(modelArg))
+    .option('--kernel <version>', 'kernel profile (e.g. 6.18)')
+    .option('--glibc <version>', 'glibc profile (e.g. 2.9, 2.10, 2.24, 2.25, 2.36)')
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { replay?: string; seed: number; memoryModel?: MemoryModel; json?: boolean }) => {
+    .action(async (file: string, o: { replay?: string; seed: number; memoryModel?: MemoryModel; kernel?: string; glibc?: string; json?: boolean }) => {
       const s = await loadScenario(file);
       const { result, replay } = o.replay
         ? { result: replayRun(s, o.replay), replay: o.replay }
-        : tracedRun(s, memoryModelOf(s, o.memoryModel), o.seed);
+        : tracedRun(s, memoryModelOf(s, o.memoryModel), o.seed, versionsOf(o));
       const text = [
         result.verdict ? `FOUND ${formatVerdict(result.verdict)}` : 'OK   the run ended with no finding',
         `  ${result.steps} steps; replay: hyrum replay ${rel(file)} ${replay}`,
@@ -94,6 +98,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--time <t>', 'at most this much time (30s, 2m, ...)', parseDuration)
     .option('--seed <n>', 'seed for random and pct', intArg('seed', 0), 1)
     .addOption(new Option('--memory-model <m>', 'sc, tso or pso').argParser(modelArg))
+    .option('--kernel <version>', 'kernel profile (e.g. 6.18)')
+    .option('--glibc <version>', 'glibc profile (e.g. 2.9, 2.10, 2.24, 2.25, 2.36)')
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
@@ -106,6 +112,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         r = check(s, {
           strategy: o.strategy,
           memoryModel: memoryModelOf(s, o.memoryModel),
+          versions: versionsOf(o),
           runs: o.runs,
           timeMs: o.time,
           seed: o.seed,
@@ -166,7 +173,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
   return program;
 }
 
+function versionsOf(o: { kernel?: string; glibc?: string }): Versions {
+  for (const [what, v, known] of [
+    ['kernel', o.kernel, KERNEL_PROFILES],
+    ['glibc', o.glibc, GLIBC_PROFILES],
+  ] as const) {
+    if (v !== undefined && !(v in known)) throw new UsageError(`unknown ${what} version '${v}' (known: ${Object.keys(known).join(', ')})`);
+  }
+  return { kernel: o.kernel, glibc: o.glibc };
+}
+
 interface CliCheck {
+  kernel?: string;
+  glibc?: string;
   strategy: StrategyName;
   runs?: number;
   time?: number;

@@ -58,8 +58,8 @@ export class SimThread implements OpRegisters {
     public cpu: number,
     public mem: AddressSpace,
     public gen: SimCode<unknown>,
-    readonly startFn: SimFunction,
-    readonly startArgs: readonly unknown[],
+    public startFn: SimFunction,
+    public startArgs: readonly unknown[],
   ) {}
 
   get name(): string {

@@ -10,8 +10,8 @@ import { monotonicMs } from '../engine/globals.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { MemoryModel } from '../memory/model.ts';
-import type { Scenario, StrategyName } from '../scenario/define.ts';
-import { runScenario, type RunResult } from '../scenario/run.ts';
+import type { Scenario, StrategyName, Versions } from '../scenario/define.ts';
+import { resolveVersions, runScenario, type RunConfig, type RunResult } from '../scenario/run.ts';
 import { DfsStrategy } from './dfs.ts';
 import { PctStrategy } from './pct.ts';
 import { RandomChooser, RandomStrategy } from './random.ts';
@@ -22,6 +22,8 @@ import { runSeed, type Strategy } from './strategy.ts';
 export interface CheckOptions {
   readonly strategy: StrategyName;
   readonly memoryModel: MemoryModel;
+  /** Kernel and glibc versions (the scenario's when absent). */
+  readonly versions?: Versions;
   /** Stop after this many runs (default: 1000 for random and pct, unbounded for dfs). */
   readonly runs?: number;
   /** Stop after this many milliseconds of wall-clock time. */
@@ -59,6 +61,8 @@ export interface CheckResult {
   readonly scenario: string;
   readonly strategy: string;
   readonly memoryModel: MemoryModel;
+  /** The versions modelled (only those the scenario uses). */
+  readonly versions: Versions;
   readonly runs: number;
   readonly steps: number;
   readonly elapsedMs: number;
@@ -82,19 +86,30 @@ export function makeStrategy(opts: CheckOptions): Strategy {
   }
 }
 
+/** The versions that matter to a scenario: none without a kernel, the kernel's, and glibc's. */
+export function scenarioVersions(s: Scenario, given?: Versions): Versions {
+  const v = resolveVersions(s, given);
+  if (s.glibc) return v;
+  if (s.kernel) return { kernel: v.kernel };
+  return {};
+}
+
 /** Replay parameters that make a run reproducible on their own. */
-function replayParams(memoryModel: MemoryModel): Record<string, string> {
-  return { mm: memoryModel };
+function replayParams(cfg: RunConfig): Record<string, string> {
+  const out: Record<string, string> = { mm: cfg.memoryModel };
+  if (cfg.versions?.kernel) out.k = cfg.versions.kernel;
+  if (cfg.versions?.glibc) out.g = cfg.versions.glibc;
+  return out;
 }
 
 /** Random runs with the determinism check on; their findings are not reported. */
-export function checkDeterminism(s: Scenario, memoryModel: MemoryModel, runs: number, seed: number): void {
+export function checkDeterminism(s: Scenario, cfg: RunConfig, runs: number, seed: number): void {
   const log = new DeterminismLog();
   for (let i = 0; i < runs; i++) {
-    const r = runScenario(s, { memoryModel, determinism: log }, new RandomChooser(runSeed(seed ^ 0x5eed, i)));
+    const r = runScenario(s, { ...cfg, determinism: log }, new RandomChooser(runSeed(seed ^ 0x5eed, i)));
     if (i === 0 && r.verdict === null) {
       // The same schedule twice must give the same run.
-      runScenario(s, { memoryModel, determinism: log }, new ReplayChooser(r.log.values()));
+      runScenario(s, { ...cfg, determinism: log }, new ReplayChooser(r.log.values()));
     }
   }
 }
@@ -102,7 +117,8 @@ export function checkDeterminism(s: Scenario, memoryModel: MemoryModel, runs: nu
 export function check(s: Scenario, opts: CheckOptions): CheckResult {
   const start = monotonicMs();
   const seed = opts.seed ?? 1;
-  guard(() => checkDeterminism(s, opts.memoryModel, opts.determinismRuns ?? 12, seed));
+  const cfg: RunConfig = { memoryModel: opts.memoryModel, versions: scenarioVersions(s, opts.versions) };
+  guard(() => checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed));
   const strategy = makeStrategy(opts);
   const maxRuns = opts.runs ?? (opts.strategy === 'dfs' ? Infinity : 1000);
   const deadline = opts.timeMs === undefined ? Infinity : start + opts.timeMs;
@@ -118,7 +134,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
       exhausted = true;
       break;
     }
-    const r = guard(() => runScenario(s, { memoryModel: opts.memoryModel }, chooser));
+    const r = guard(() => runScenario(s, cfg, chooser));
     strategy.endRun(r.log, r.steps);
     runs++;
     steps += r.steps;
@@ -137,7 +153,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
   if (!exhausted && strategy instanceof DfsStrategy && strategy.done) exhausted = true;
   let finding: Finding | null = null;
   if (first !== null) {
-    const replay = encodeReplay({ params: replayParams(opts.memoryModel), choices: first.result.log.values() });
+    const replay = encodeReplay({ params: replayParams(cfg), choices: first.result.log.values() });
     const traced = replayRun(s, replay);
     if (traced.verdict?.kind !== first.result.verdict!.kind) {
       throw new NondeterminismError(
@@ -150,6 +166,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     scenario: s.name,
     strategy: strategy.describe(),
     memoryModel: opts.memoryModel,
+    versions: cfg.versions ?? {},
     runs,
     steps,
     elapsedMs: monotonicMs() - start,
@@ -166,7 +183,8 @@ export function replayRun(s: Scenario, replay: string): RunResult {
   const mm = data.params.mm;
   if (mm !== 'sc' && mm !== 'tso' && mm !== 'pso') throw new UsageError(`replay string names no memory model (mm=sc|tso|pso)`);
   const chooser = new ReplayChooser(data.choices);
-  const r = guard(() => runScenario(s, { memoryModel: mm, trace: true, determinism: new DeterminismLog() }, chooser));
+  const versions = { kernel: data.params.k, glibc: data.params.g };
+  const r = guard(() => runScenario(s, { memoryModel: mm, versions, trace: true, determinism: new DeterminismLog() }, chooser));
   if (chooser.remaining > 0) {
     throw new NondeterminismError(
       `the run ended with ${chooser.remaining} of the replay string's choices unused: the scenario does not behave as it did when the string was made`,
@@ -176,11 +194,10 @@ export function replayRun(s: Scenario, replay: string): RunResult {
 }
 
 /** Run once under a chooser for `hyrum run`, traced. */
-export function tracedRun(s: Scenario, memoryModel: MemoryModel, seed: number): { result: RunResult; replay: string } {
-  const r = guard(() =>
-    runScenario(s, { memoryModel, trace: true, determinism: new DeterminismLog() }, new RandomChooser(runSeed(seed, 0))),
-  );
-  return { result: r, replay: encodeReplay({ params: replayParams(memoryModel), choices: r.log.values() }) };
+export function tracedRun(s: Scenario, memoryModel: MemoryModel, seed: number, given?: Versions): { result: RunResult; replay: string } {
+  const cfg: RunConfig = { memoryModel, versions: scenarioVersions(s, given) };
+  const r = guard(() => runScenario(s, { ...cfg, trace: true, determinism: new DeterminismLog() }, new RandomChooser(runSeed(seed, 0))));
+  return { result: r, replay: encodeReplay({ params: replayParams(cfg), choices: r.log.values() }) };
 }
 
 /** Errors that escape a run are bad input (UsageError) or Hyrum's own (InternalError). */

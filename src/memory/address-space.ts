@@ -6,7 +6,7 @@
  * The hot path is load/store: one page-number compare against a one-entry cache per direction,
  * then a DataView access. Accesses that straddle a page go byte by byte.
  */
-import { Page, Pte, SimFault, PAGE_SIZE, PROT_READ, PROT_WRITE } from './page.ts';
+import { Page, Pte, SimFault, PAGE_SIZE, PROT_READ, PROT_WRITE, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './page.ts';
 
 const TWO32 = 4294967296;
 /** Largest value of the high word for which a 64-bit pointer is still a safe JS integer. */
@@ -24,13 +24,44 @@ export class AddressSpace {
   private wPn = -1;
   private wPage: Page | null = null;
 
-  /** Map [addr, addr+len) with fresh zeroed pages (mmap MAP_PRIVATE|MAP_ANONYMOUS). */
-  map(addr: number, len: number, prot: number): void {
+  /** Map [addr, addr+len) with fresh zeroed pages (mmap MAP_ANONYMOUS; VM_SHARED for MAP_SHARED). */
+  map(addr: number, len: number, prot: number, flags = 0): void {
     this.checkRange(addr, len);
     for (let pn = addr / PAGE_SIZE, end = Math.ceil((addr + len) / PAGE_SIZE); pn < end; pn++) {
       this.drop(pn);
-      this.ptes.set(pn, new Pte(new Page(), prot));
+      this.ptes.set(pn, new Pte(new Page(), prot, flags));
     }
+    this.invalidate();
+  }
+
+  /** VMA flags of the page holding addr, or undefined when unmapped. */
+  flagsAt(addr: number): number | undefined {
+    return this.ptes.get(Math.floor(addr / PAGE_SIZE))?.flags;
+  }
+
+  /** Set and clear VMA flags on the mapped pages of [addr, addr+len) (madvise). */
+  updateFlags(addr: number, len: number, set: number, clear: number): void {
+    for (let pn = Math.floor(addr / PAGE_SIZE), end = Math.ceil((addr + len) / PAGE_SIZE); pn < end; pn++) {
+      const pte = this.ptes.get(pn);
+      if (pte) pte.flags = (pte.flags | set) & ~clear;
+    }
+  }
+
+  /**
+   * One page of fork's copy (kernel/fork.c dup_mmap, mm/memory.c copy_page_range): shared
+   * mappings share the frame, VM_WIPEONFORK gives the child a zero page (flag kept), VM_DONTCOPY
+   * is not mapped in the child, anything else is shared copy-on-write.
+   */
+  forkPage(into: AddressSpace, pn: number): void {
+    const pte = this.ptes.get(pn);
+    if (!pte || pte.flags & VM_DONTCOPY) return;
+    into.drop(pn);
+    if (pte.flags & VM_WIPEONFORK) into.ptes.set(pn, new Pte(new Page(), pte.prot, pte.flags));
+    else {
+      pte.page.mappers++;
+      into.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags));
+    }
+    into.invalidate();
     this.invalidate();
   }
 
@@ -77,7 +108,7 @@ export class AddressSpace {
   private sharePageInto(child: AddressSpace, pn: number, pte: Pte): void {
     child.drop(pn);
     pte.page.mappers++;
-    child.ptes.set(pn, new Pte(pte.page, pte.prot));
+    child.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags));
     child.invalidate();
     this.invalidate();
   }
@@ -116,7 +147,7 @@ export class AddressSpace {
     const pte = this.ptes.get(pn);
     if (!pte) throw new SimFault(addr, 'write', 'SEGV_MAPERR');
     if (!(pte.prot & PROT_WRITE)) throw new SimFault(addr, 'write', 'SEGV_ACCERR');
-    if (pte.page.mappers > 1) {
+    if (pte.page.mappers > 1 && !(pte.flags & VM_SHARED)) {
       pte.page.mappers--;
       pte.page = new Page(pte.page);
     }

@@ -22,11 +22,17 @@ export class Page {
   }
 }
 
-/** A page-table entry: the frame and this mapping's protection. */
+/** VMA flags the fork and madvise models need (include/linux/mm.h). */
+export const VM_SHARED = 0x8;
+export const VM_DONTCOPY = 0x20000;
+export const VM_WIPEONFORK = 0x2000000;
+
+/** A page-table entry: the frame, this mapping's protection and its VMA flags. */
 export class Pte {
   constructor(
     public page: Page,
     public prot: number,
+    public flags = 0,
   ) {}
 }
 

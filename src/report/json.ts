@@ -22,6 +22,7 @@ export function checkToJson(r: CheckResult) {
     scenario: r.scenario,
     strategy: r.strategy,
     memoryModel: r.memoryModel,
+    versions: r.versions,
     runs: r.runs,
     steps: r.steps,
     elapsedMs: Math.round(r.elapsedMs),

@@ -35,7 +35,11 @@ export function formatVerdict(v: Verdict): string {
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 export function formatCheck(r: CheckResult, file: string): string {
-  const head = `${r.scenario} (${file}), memory model ${r.memoryModel}, ${r.strategy}`;
+  const versions = Object.entries(r.versions)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const head = `${r.scenario} (${file}), memory model ${r.memoryModel}${versions ? `, ${versions}` : ''}, ${r.strategy}`;
   const stats = `${r.runs} runs, ${r.steps} steps, ${secs(r.elapsedMs)}${r.exhausted ? ', search space exhausted' : ''}`;
   if (r.finding === null) {
     const outcomes = r.outcomes.size > 0 ? `\n  outcomes: ${[...r.outcomes].map(([o, n]) => `${o} (${n})`).join(', ')}` : '';

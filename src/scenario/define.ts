@@ -10,9 +10,16 @@ import type { MemoryView, Setup } from './memory-view.ts';
 
 export type StrategyName = 'random' | 'pct' | 'dfs';
 
+/** The versions a run models: kernel and glibc profiles by version string. */
+export interface Versions {
+  readonly kernel?: string;
+  readonly glibc?: string;
+}
+
 /** One line of the catalogue: how to check the scenario, and what must come out. */
 export interface Expectation {
   readonly memoryModel?: MemoryModel;
+  readonly versions?: Versions;
   readonly strategy?: StrategyName;
   readonly runs?: number;
   /** For dfs: at most this many preemptions per run (omit for no bound). */
@@ -31,6 +38,15 @@ export interface Scenario<C = any> {
   readonly memoryModel?: MemoryModel;
   /** Steps one thread may take before the run is a `hang` (default 10000). */
   readonly stepBudget?: number;
+  /**
+   * Attach the kernel model: the threads become tasks of one process, system calls work, and
+   * threads can fork. The glibc model (Setup.glibc) needs it.
+   */
+  readonly kernel?: boolean;
+  /** Attach the glibc model (implies the kernel). */
+  readonly glibc?: boolean;
+  /** Versions when the command line names none. */
+  readonly versions?: Versions;
   /** Lay out memory; the value returned is handed to every thread and check. */
   setup?(m: Setup): C;
   /** The threads started at the beginning, each given the setup's value. */

@@ -5,6 +5,8 @@
  */
 import type { AddressSpace } from '../memory/address-space.ts';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE } from '../memory/page.ts';
+import type { Kernel } from '../kernel/kernel.ts';
+import type { Glibc } from '../libc/glibc.ts';
 
 export class MemoryView {
   constructor(protected readonly mem: AddressSpace) {}
@@ -33,6 +35,21 @@ export const DATA_BASE = 0x10000;
 export class Setup extends MemoryView {
   private brk = DATA_BASE;
   private mappedTo = DATA_BASE;
+
+  constructor(
+    mem: AddressSpace,
+    /** The kernel model, when the scenario asked for one. */
+    readonly kernel: Kernel | null = null,
+    private readonly libc: Glibc | null = null,
+  ) {
+    super(mem);
+  }
+
+  /** The glibc model (scenario option `glibc: true`); simulated code calls it through ctx. */
+  get glibc(): Glibc {
+    if (this.libc === null) throw new Error('this scenario has no glibc model (add glibc: true)');
+    return this.libc;
+  }
 
   /** Allocate `size` zeroed bytes in the data segment, aligned to `align`; returns the address. */
   alloc(size: number, align = 8): number {

@@ -11,16 +11,24 @@ import { errorSite } from '../engine/source.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { MemoryModel } from '../memory/model.ts';
-import type { Scenario } from './define.ts';
+import type { Scenario, Versions } from './define.ts';
+import { Kernel } from '../kernel/kernel.ts';
+import { DEFAULT_KERNEL, kernelProfile } from '../kernel/profile.ts';
+import { Glibc } from '../libc/glibc.ts';
+import { DEFAULT_GLIBC, glibcProfile } from '../libc/profile.ts';
 import { MemoryView, Setup } from './memory-view.ts';
 
 export interface RunConfig {
   readonly memoryModel: MemoryModel;
+  /** Kernel and glibc versions (the scenario's defaults when absent). */
+  readonly versions?: Versions;
   readonly trace?: boolean;
   readonly determinism?: DeterminismLog | null;
 }
 
 export interface RunResult {
+  /** The kernel model of the run, when the scenario has one (for reports: processes, costs). */
+  readonly kernel: Kernel | null;
   readonly verdict: Verdict | null;
   readonly steps: number;
   readonly log: ChoiceLog;
@@ -37,7 +45,17 @@ export function runScenario(s: Scenario, cfg: RunConfig, chooser: Chooser): RunR
   }
 }
 
+/** The versions a run uses: the command line's, else the scenario's, else the defaults. */
+export function resolveVersions(s: Scenario, given?: Versions): Required<Versions> {
+  return {
+    kernel: given?.kernel ?? s.versions?.kernel ?? DEFAULT_KERNEL,
+    glibc: given?.glibc ?? s.versions?.glibc ?? DEFAULT_GLIBC,
+  };
+}
+
 function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult {
+  const withKernel = s.kernel === true || s.glibc === true;
+  const versions = resolveVersions(s, cfg.versions);
   const m = new Machine(
     {
       memoryModel: cfg.memoryModel,
@@ -45,14 +63,23 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
       stepBudget: s.stepBudget ?? 10_000,
       trace: cfg.trace,
       determinism: cfg.determinism,
+      forkable: withKernel,
     },
     chooser,
   );
-  const setup = new Setup(m.mem);
+  const kernel = withKernel ? new Kernel(m, kernelProfile(versions.kernel)) : null;
+  const glibc = s.glibc ? new Glibc(glibcProfile(versions.glibc)) : null;
+  const setup = new Setup(m.mem, kernel, glibc);
   const view = new MemoryView(m.mem);
+  glibc?.layOut(setup);
   const ctx = userCall(s, 'setup', () => (s.setup ? s.setup(setup) : undefined));
   if (ctx !== null && typeof ctx === 'object') Object.freeze(ctx);
   const initial = s.threads.map((fn) => m.startThread(fn, [ctx], null));
+  if (kernel) {
+    const main = kernel.createFirstProcess(initial[0]!);
+    for (const t of initial.slice(1)) kernel.addThread(main.process, t, kernel.allocPid(kernel.rootNs) as never);
+    glibc?.initProcess(m.mem, initial);
+  }
   const invariant = s.invariant;
   const checkInvariant = invariant && (() => invariant.call(s, view, ctx));
   if (checkInvariant && s.invariantAt !== 'end') m.setHooks({ invariant: checkInvariant });
@@ -64,7 +91,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
     verdict = finalCheck(s, view, ctx, results);
     if (s.outcome) outcome = userCall(s, 'outcome', () => s.outcome!(view, ctx, results));
   }
-  return { verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome };
+  return { kernel, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome };
 }
 
 function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknown[]): Verdict | null {

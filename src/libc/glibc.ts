@@ -1,0 +1,363 @@
+/**
+ * The glibc model: one object per run holding the profile and the addresses of glibc's
+ * globals in the process's memory. All of glibc's mutable state lives in simulated memory (so
+ * fork copies it and the explorer can interrupt it store by store); this object only holds
+ * addresses and the code registry, both fixed during set-up.
+ */
+import { atomic, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
+import type { SimThread } from '../engine/thread.ts';
+import { clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_THREAD, CLONE_VFORK, CLONE_VM, forkLike, PTHREAD_CLONE_FLAGS, THREAD_SELF } from '../kernel/clone.ts';
+import { SIGCHLD } from '../kernel/signal.ts';
+import { futexWait, getpid as sysGetpid, gettid as sysGettid, mmap, munmap, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, sysExit } from '../kernel/syscalls.ts';
+import type { Task } from '../kernel/task.ts';
+import type { AddressSpace } from '../memory/address-space.ts';
+import { PAGE_SIZE, PROT_EXEC, PROT_READ } from '../memory/page.ts';
+import type { Setup } from '../scenario/memory-view.ts';
+import { lllLock, lllUnlock } from './lowlevellock.ts';
+import type { GlibcProfile } from './profile.ts';
+import { PD, StackCache } from './stack-cache.ts';
+
+/** The main program's text, where its functions get addresses (x86-64 non-PIE base). */
+export const PROGRAM_TEXT = 0x400000;
+/** Where shared libraries load (each gets its own page of text). */
+export const LIBRARY_TEXT = 0x7e0000000000;
+/** Slots in the atfork table (a dynarray of 48 initially in current glibc). */
+const ATFORK_MAX = 48;
+const ATFORK_ENTRY = 32;
+
+/** A shared library the scenario can dlopen: its handle (__dso_handle) and function addresses. */
+export interface Library {
+  readonly name: string;
+  readonly handle: number;
+  readonly text: number;
+  readonly fns: Readonly<Record<string, number>>;
+}
+
+export class Glibc {
+  private stackCache: StackCache | null = null;
+  private globals = 0;
+  private readonly code = new Map<number, SimFunction>();
+  private nextProgramFn = PROGRAM_TEXT;
+  private readonly libraries: Library[] = [];
+  private mainPds: number[] = [];
+  private layoutDone = false;
+
+  constructor(readonly profile: GlibcProfile) {}
+
+  /** The stack cache model (its globals' addresses and operations). */
+  get stacks(): StackCache {
+    if (!this.stackCache) throw new Error('glibc: layOut() has not run');
+    return this.stackCache;
+  }
+
+  /** Address of the atfork table: count at +0, entries of {prepare, parent, child, dso} after. */
+  get atforkTable(): number {
+    return this.globals + 0x100;
+  }
+
+  private get atforkLock(): number {
+    return this.globals + 0xf8;
+  }
+
+  /** Place glibc's globals in their own page of the data segment, and the program's text. */
+  layOut(m: Setup): void {
+    const base = m.alloc(PAGE_SIZE, PAGE_SIZE);
+    this.globals = base;
+    this.stackCache = new StackCache(
+      {
+        stackUsed: base,
+        stackUser: base + 0x10,
+        stackCache: base + 0x20,
+        inFlightStack: base + 0x30,
+        lock: base + 0x38,
+        actsize: base + 0x40,
+        nthreads: base + 0x48,
+      },
+      this.profile,
+    );
+    for (const head of [base, base + 0x10, base + 0x20]) {
+      m.writePtr(head, head);
+      m.writePtr(head + 8, head);
+    }
+    m.write32(base + 0x48, 1);
+    // Descriptors of the initial threads (the main thread's lives in static TLS).
+    const pds = m.alloc(PAGE_SIZE, PAGE_SIZE);
+    this.mainPds = [0, 1, 2, 3].map((i) => pds + i * PD.SIZE);
+    m.map(PROGRAM_TEXT, PAGE_SIZE, PROT_READ | PROT_EXEC);
+    this.layoutDone = true;
+  }
+
+  /**
+   * Give the process's initial threads their descriptors on stack_user (user_stack = 1) and
+   * their thread pointers, as __libc_setup_tls and __pthread_initialize_minimal do.
+   */
+  initProcess(mem: AddressSpace, threads: readonly SimThread[]): void {
+    const su = this.stacks.g.stackUser;
+    threads.forEach((t, i) => {
+      const pd = this.mainPds[i];
+      if (pd === undefined) throw new Error('glibc model: at most 4 initial threads');
+      const task = t.task as Task;
+      task.tls = pd;
+      mem.store(pd + PD.TID, 4, task.pid.in(task.ns));
+      if (this.profile.pidCache) mem.store(pd + PD.PID, 4, task.process.pid.in(task.ns));
+      mem.store(pd + PD.USER_STACK, 4, 1);
+      // list_add(&pd->list, &stack_user) at set-up, when nothing else runs.
+      const first = mem.loadPtr(su);
+      mem.storePtr(pd, first);
+      mem.storePtr(pd + 8, su);
+      mem.storePtr(first + 8, pd);
+      mem.storePtr(su, pd);
+    });
+    if (threads.length > 1) mem.store(this.stacks.g.nthreads, 4, threads.length);
+  }
+
+  // ---- code: function pointers ---------------------------------------------------------------
+
+  /** Give the main program's functions addresses in its text (callable through pointers). */
+  program(fns: Record<string, SimFunction>): Record<string, number> {
+    if (!this.layoutDone) throw new Error('glibc: program() belongs in setup');
+    const out: Record<string, number> = {};
+    for (const [name, fn] of Object.entries(fns)) {
+      const addr = this.nextProgramFn;
+      this.nextProgramFn += 16;
+      this.code.set(addr, fn);
+      out[name] = addr;
+    }
+    return out;
+  }
+
+  /** Declare a shared library the scenario may dlopen: its text page and functions. */
+  library(name: string, fns: Record<string, SimFunction>): Library {
+    const text = LIBRARY_TEXT + this.libraries.length * 0x10000;
+    const out: Record<string, number> = {};
+    Object.entries(fns).forEach(([fname, fn], i) => {
+      this.code.set(text + 16 * i, fn);
+      out[fname] = text + 16 * i;
+    });
+    const lib: Library = { name, handle: text + PAGE_SIZE - 8, text, fns: out };
+    this.libraries.push(lib);
+    return lib;
+  }
+
+  /**
+   * Call a function pointer: fetching its first instruction faults (SIGSEGV) when the code is
+   * no longer mapped, e.g. a handler of a dlclose'd library.
+   */
+  *call(addr: number, ...args: unknown[]): SimCode<unknown> {
+    yield load8(addr);
+    const fn = this.code.get(addr);
+    if (!fn) throw new Error(`glibc model: no function at 0x${addr.toString(16)}`);
+    return yield* fn(...args);
+  }
+
+  /** dlopen: map the library's text (its constructors are the scenario's business). */
+  *dlopen(lib: Library): SimCode<number> {
+    const r: number = yield mmap(lib.text, PAGE_SIZE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    return r < 0 ? r : lib.handle;
+  }
+
+  /**
+   * dlclose: the library's fini calls __cxa_finalize(__dso_handle), which unregisters its
+   * atfork handlers (stdlib/cxa_finalize.c UNREGISTER_ATFORK), then its text is unmapped.
+   * With RTLD_NODELETE nothing happens.
+   */
+  *dlclose(lib: Library, nodelete = false): SimCode<number> {
+    if (nodelete) return 0;
+    yield* this.unregisterAtfork(lib.handle);
+    return (yield munmap(lib.text, PAGE_SIZE)) as number;
+  }
+
+  // ---- pthread_atfork (posix/register-atfork.c) ---------------------------------------------
+
+  /**
+   * __register_atfork(prepare, parent, child, dso_handle): append to the table (0 = no handler).
+   * pthread_atfork passes the caller's __dso_handle.
+   */
+  *registerAtfork(prepare: number, parent: number, child: number, dso: number): SimCode<number> {
+    const t = this.atforkTable;
+    yield* lllLock(this.atforkLock);
+    const n: number = yield load32(t);
+    if (n >= ATFORK_MAX) {
+      yield* lllUnlock(this.atforkLock);
+      return 12; // ENOMEM
+    }
+    const e = t + 8 + n * ATFORK_ENTRY;
+    yield storePtr(e, prepare);
+    yield storePtr(e + 8, parent);
+    yield storePtr(e + 16, child);
+    yield storePtr(e + 24, dso);
+    yield store32(t, n + 1);
+    yield* lllUnlock(this.atforkLock);
+    return 0;
+  }
+
+  /** pthread_atfork from the main program. */
+  pthreadAtfork(prepare: number, parent: number, child: number): SimCode<number> {
+    return this.registerAtfork(prepare, parent, child, PROGRAM_TEXT);
+  }
+
+  /** __unregister_atfork(dso): remove every entry of that library, keeping the others' order. */
+  *unregisterAtfork(dso: number): SimCode {
+    const t = this.atforkTable;
+    yield* lllLock(this.atforkLock);
+    const n: number = yield load32(t);
+    let kept = 0;
+    for (let i = 0; i < n; i++) {
+      const e = t + 8 + i * ATFORK_ENTRY;
+      const d: number = yield loadPtr(e + 24);
+      if (d === dso && dso !== 0) continue;
+      if (kept !== i) {
+        const to = t + 8 + kept * ATFORK_ENTRY;
+        for (let w = 0; w < 32; w += 8) yield storePtr(to + w, (yield loadPtr(e + w)) as number);
+      }
+      kept++;
+    }
+    yield store32(t, kept);
+    yield* lllUnlock(this.atforkLock);
+  }
+
+  /** Run one kind of handler: slot 0 prepare (reverse order), 1 parent, 2 child (in order). */
+  private *runAtfork(slot: 0 | 1 | 2, count: number): SimCode {
+    const t = this.atforkTable;
+    for (let k = 0; k < count; k++) {
+      const i = slot === 0 ? count - 1 - k : k;
+      const fn: number = yield loadPtr(t + 8 + i * ATFORK_ENTRY + slot * 8);
+      if (fn !== 0) yield* this.call(fn);
+    }
+  }
+
+  // ---- threads --------------------------------------------------------------------------------
+
+  /** THREAD_SELF: the calling thread's descriptor. */
+  *self(): SimCode<number> {
+    return (yield atomic(THREAD_SELF)) as number;
+  }
+
+  /** pthread_create: a stack from the cache or mmap, then clone with glibc's flags. */
+  *pthreadCreate(fn: SimFunction<[number], unknown>, arg: number): SimCode<number> {
+    const self: number = yield* this.self();
+    const selfPid: number = this.profile.pidCache ? yield load32(self + PD.PID) : 0;
+    const pd: number = yield* this.stacks.allocateStack(selfPid);
+    if (pd < 0) return pd;
+    const tid: number = yield* clone(PTHREAD_CLONE_FLAGS, startThread, [pd, fn, arg], { ptid: pd + PD.TID, ctid: pd + PD.TID, tls: pd });
+    if (tid < 0) {
+      yield* this.stacks.deallocateStack(pd);
+      return tid;
+    }
+    return pd;
+  }
+
+  /** pthread_join: wait for the kernel to clear the TID (CLONE_CHILD_CLEARTID), then free the stack. */
+  *pthreadJoin(pd: number): SimCode<number> {
+    for (;;) {
+      const tid: number = yield load32(pd + PD.TID);
+      if (tid === 0) break;
+      yield* futexWait(pd + PD.TID, tid);
+    }
+    const result: number = yield loadPtr(pd + PD.RESULT);
+    yield* this.stacks.deallocateStack(pd);
+    return result;
+  }
+
+  // ---- fork ------------------------------------------------------------------------------------
+
+  /**
+   * fork (nptl/sysdeps/unix/sysv/linux/fork.c before 2.34, posix/fork.c after): prepare
+   * handlers, the PID-cache dance (<= 2.24), the clone, then in the child the stack reclaim and
+   * child handlers, in the parent the parent handlers. No lock is taken around it: fork may be
+   * called from a signal handler.
+   */
+  *fork(): SimCode<number> {
+    const count: number = yield load32(this.atforkTable);
+    yield* this.runAtfork(0, count);
+    const self: number = yield* this.self();
+    let parentPid = 0;
+    if (this.profile.pidCache) {
+      parentPid = yield load32(self + PD.PID);
+      yield store32(self + PD.PID, -parentPid);
+    }
+    const pid: number = yield* forkLike(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD, { ctid: self + PD.TID });
+    if (pid === 0) {
+      let tid = 0;
+      if (this.profile.pidCache) {
+        tid = yield load32(self + PD.TID);
+        yield store32(self + PD.PID, tid);
+      }
+      yield* this.stacks.reclaimStacks(self, tid);
+      yield* this.runAtfork(2, count);
+    } else {
+      if (this.profile.pidCache) yield store32(self + PD.PID, parentPid);
+      yield* this.runAtfork(1, count);
+    }
+    return pid;
+  }
+
+  /**
+   * vfork (sysdeps/unix/sysv/linux/x86_64/vfork.S): with the PID cache, SAVE_PID stores -pid
+   * (0x80000000 for 0) and RESTORE_PID puts it back in the parent only; no atfork handlers.
+   */
+  *vfork(): SimCode<number> {
+    const self: number = yield* this.self();
+    let saved = 0;
+    if (this.profile.pidCache) {
+      saved = yield load32(self + PD.PID);
+      yield store32(self + PD.PID, saved === 0 ? 0x80000000 : -saved);
+    }
+    const pid: number = yield* forkLike(CLONE_VM | CLONE_VFORK | SIGCHLD);
+    if (pid !== 0 && this.profile.pidCache) yield store32(self + PD.PID, saved);
+    return pid;
+  }
+
+  /**
+   * The clone() wrapper (sysdeps/unix/sysv/linux/x86_64/clone.S). With the PID cache
+   * (RESET_PID, <= 2.24) the child of a non-thread clone resets pid and tid: to -1 with
+   * CLONE_VM, else to getpid(). Since 2.25 it does nothing, so the child's cached TID is stale.
+   */
+  *clone(flags: number, fn: SimFunction<[number], unknown>, arg: number): SimCode<number> {
+    const reset = this.profile.pidCache && !(flags & CLONE_THREAD);
+    return yield* clone(flags, cloneChild, [this, reset, flags, fn, arg]);
+  }
+
+  /** getpid: the cached PID (<= 2.24; really_getpid when it is not positive), else the syscall. */
+  *getpid(): SimCode<number> {
+    if (!this.profile.pidCache) return (yield sysGetpid()) as number;
+    const self: number = yield* this.self();
+    const r: number = (yield load32(self + PD.PID)) | 0;
+    if (r > 0) return r;
+    if (r === 0) {
+      const t: number = (yield load32(self + PD.TID)) | 0;
+      if (t !== 0) return t;
+    }
+    const pid: number = yield sysGetpid();
+    // "We do not set the PID field in the TID here since we might be called from a signal
+    // handler while the thread executes fork."
+    if (r === 0) yield store32(self + PD.TID, pid);
+    return pid;
+  }
+
+  /** The TID cached in struct pthread (what pthread_self()->tid, and so gettid-free code, see). */
+  *cachedTid(): SimCode<number> {
+    const self: number = yield* this.self();
+    return ((yield load32(self + PD.TID)) as number) | 0;
+  }
+}
+
+/** start_thread (nptl/pthread_create.c): run the function, keep its result, exit the thread. */
+function* startThread(pd: number, fn: SimFunction<[number], unknown>, arg: number): SimCode {
+  const r = yield* fn(arg);
+  yield storePtr(pd + PD.RESULT, typeof r === 'number' ? r : 0);
+  yield sysExit(0);
+}
+
+function* cloneChild(libc: Glibc, reset: boolean, flags: number, fn: SimFunction<[number], unknown>, arg: number): SimCode {
+  if (reset) {
+    const self: number = yield* libc.self();
+    const v: number = flags & CLONE_VM ? -1 : ((yield sysGetpid()) as number);
+    yield store32(self + PD.PID, v);
+    yield store32(self + PD.TID, v);
+  }
+  const r = yield* fn(arg);
+  yield sysExit(typeof r === 'number' ? r : 0);
+}
+
+export { sysGettid };
