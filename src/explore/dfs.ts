@@ -5,10 +5,11 @@
  *
  * Each run replays the prefix of the previous one up to the deepest choice with an untried
  * alternative, takes that alternative, and continues with default choices: keep running the
- * thread that ran last. A preemption is switching to another thread's step while the last thread
- * could go on; draining a store buffer and data choices are never preemptions.
+ * thread that ran last. A preemption is letting any other agent move (another thread, or a
+ * store buffer's drain) while the thread that ran last could go on, so the bound limits both
+ * interleavings and store delays; data choices are never preemptions.
  */
-import { AGENT_STEP, type Agents, type Chooser } from '../engine/choice.ts';
+import { type Agents, type Chooser } from '../engine/choice.ts';
 import { NondeterminismError } from '../engine/errors.ts';
 import type { Strategy } from './strategy.ts';
 
@@ -68,7 +69,7 @@ export class DfsStrategy implements Strategy, Chooser {
     let preempt: Uint8Array | null = null;
     if (agents && current >= 0) {
       preempt = new Uint8Array(n);
-      for (let i = 0; i < n; i++) preempt[i] = i !== current && agents.kind[i] === AGENT_STEP ? 1 : 0;
+      for (let i = 0; i < n; i++) preempt[i] = i !== current ? 1 : 0;
     }
     frames.push({ arity: n, order, preempt, next: 0, preBefore });
     this.depth++;
