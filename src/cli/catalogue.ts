@@ -18,6 +18,9 @@ export interface CatalogueRow {
   readonly ms: number;
   readonly ok: boolean;
   readonly replay?: string;
+  /** Simulated time and system calls of the first run (scenarios with a kernel). */
+  readonly simNs?: number;
+  readonly syscalls?: number;
 }
 
 export async function runCatalogue(json: boolean): Promise<boolean> {
@@ -27,10 +30,10 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
     for (const e of s.expect ?? []) {
       const memoryModel = e.memoryModel ?? s.memoryModel ?? 'sc';
       const strategy = e.strategy ?? 'dfs';
-      const r = check(s, { strategy, memoryModel, versions: e.versions, runs: e.runs, seed: e.seed, preemptionBound: e.preemptionBound });
+      const r = check(s, { strategy, memoryModel, versions: e.versions, variant: e.variant, runs: e.runs, seed: e.seed, preemptionBound: e.preemptionBound });
       const found = r.finding ? r.finding.verdict.kind : 'none';
       const row: CatalogueRow = {
-        scenario: s.name,
+        scenario: e.variant ? `${s.name}/${e.variant}` : s.name,
         file: path.relative(process.cwd(), file),
         memoryModel,
         versions: Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', '),
@@ -41,6 +44,8 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
         ms: Math.round(r.elapsedMs),
         ok: found === e.verdict,
         replay: r.finding?.replay,
+        simNs: r.cost?.simNs,
+        syscalls: r.cost?.syscalls,
       };
       rows.push(row);
       if (!json) printRow(row);
@@ -55,6 +60,6 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
 function printRow(r: CatalogueRow): void {
   const mark = r.ok ? 'ok  ' : 'FAIL';
   process.stdout.write(
-    `${mark} ${r.scenario.padEnd(22)} ${r.memoryModel.padEnd(4)} ${r.versions.padEnd(24)} ${r.strategy.padEnd(40)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms\n`,
+    `${mark} ${r.scenario.padEnd(36)} ${r.memoryModel.padEnd(4)} ${r.versions.padEnd(24)} ${r.strategy.padEnd(40)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms${r.simNs !== undefined ? `  sim ${(r.simNs / 1000).toFixed(1)} us, ${r.syscalls} syscalls` : ''}\n`,
   );
 }

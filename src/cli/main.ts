@@ -70,12 +70,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--memory-model <m>', 'sc, tso or pso').argParser(modelArg))
     .option('--kernel <version>', 'kernel profile (e.g. 6.18)')
     .option('--glibc <version>', 'glibc profile (e.g. 2.9, 2.10, 2.24, 2.25, 2.36)')
+    .option('--variant <name>', "one of the scenario's variants")
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { replay?: string; seed: number; memoryModel?: MemoryModel; kernel?: string; glibc?: string; json?: boolean }) => {
+    .action(async (file: string, o: { replay?: string; seed: number; memoryModel?: MemoryModel; kernel?: string; glibc?: string; variant?: string; json?: boolean }) => {
       const s = await loadScenario(file);
       const { result, replay } = o.replay
         ? { result: replayRun(s, o.replay), replay: o.replay }
-        : tracedRun(s, memoryModelOf(s, o.memoryModel), o.seed, versionsOf(o));
+        : tracedRun(s, memoryModelOf(s, o.memoryModel), o.seed, versionsOf(o), o.variant);
       const text = [
         result.verdict ? `FOUND ${formatVerdict(result.verdict)}` : 'OK   the run ended with no finding',
         `  ${result.steps} steps; replay: hyrum replay ${rel(file)} ${replay}`,
@@ -100,6 +101,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--memory-model <m>', 'sc, tso or pso').argParser(modelArg))
     .option('--kernel <version>', 'kernel profile (e.g. 6.18)')
     .option('--glibc <version>', 'glibc profile (e.g. 2.9, 2.10, 2.24, 2.25, 2.36)')
+    .option('--variant <name>', "one of the scenario's variants")
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
@@ -113,6 +115,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           strategy: o.strategy,
           memoryModel: memoryModelOf(s, o.memoryModel),
           versions: versionsOf(o),
+          variant: o.variant,
           runs: o.runs,
           timeMs: o.time,
           seed: o.seed,
@@ -184,6 +187,7 @@ function versionsOf(o: { kernel?: string; glibc?: string }): Versions {
 }
 
 interface CliCheck {
+  variant?: string;
   kernel?: string;
   glibc?: string;
   strategy: StrategyName;

@@ -5,15 +5,9 @@
  * another thread writes breaks this, and the check names the line where the runs diverged.
  */
 import { NondeterminismError } from './errors.ts';
-import { OP_NAMES, SIZE_BIG } from './ops.ts';
+import { SIZE_BIG } from './ops.ts';
 import { formatSite, type SourceSite } from './source.ts';
 import type { SimThread } from './thread.ts';
-
-interface Seen {
-  readonly op: number;
-  readonly text: string;
-  readonly sites: SourceSite[] | null;
-}
 
 function mix(h: number, v: number): number {
   h = Math.imul(h ^ v, 0x9e3779b1);
@@ -44,37 +38,79 @@ function resultHash(r: unknown): number {
   return 0;
 }
 
-/** Fold a performed operation and its result into the thread's history. */
+/** Fold a performed operation and its result into the thread's history (two 32-bit hashes). */
 export function recordResult(t: SimThread, result: unknown): void {
-  t.hist = mix(mix(t.hist, opHash(t)), resultHash(result));
+  const op = opHash(t);
+  const r = resultHash(result);
+  t.hist = mix(mix(t.hist, op), r);
+  t.hist2 = mix(mix(t.hist2 ^ 0x5bd1e995, r), op);
+  t.opCount++;
 }
 
+/** Where two runs diverged: a thread (by spawn path) at its n-th operation. */
+export interface Divergence {
+  readonly path: string;
+  readonly count: number;
+  /** The runs (as numbered by the caller) that issued different operations there. */
+  readonly runs: readonly [number, number];
+}
+
+/** Thrown by a check-mode log at the first divergence; the caller then locates its lines. */
+export class DivergenceFound extends Error {
+  constructor(readonly divergence: Divergence) {
+    super(`runs ${divergence.runs[0]} and ${divergence.runs[1]} diverged in thread ${divergence.path} at operation ${divergence.count}`);
+  }
+}
+
+/**
+ * Check mode: remember, per (thread path, operation count, history), the operation issued;
+ * a different one later is a divergence. Keys hold 64 bits of history so that long runs do not
+ * collide. Locate mode: capture the call site of the operation at one (path, count).
+ */
 export class DeterminismLog {
-  private readonly seen = new Map<string, Seen>();
+  private readonly seen = new Map<string, { op: number; run: number }>();
+  /** The run being observed (set by the caller before each run). */
+  run = 0;
+  /** Locate mode: the operation found at the target, with its text and call sites. */
+  located: { text: string; sites: SourceSite[] | null } | null = null;
+
+  constructor(readonly target: { path: string; count: number } | null = null) {}
+
+  /** Whether the machine must capture call sites (locate mode only: it costs a stack per operation). */
+  get wantsSites(): boolean {
+    return this.target !== null;
+  }
 
   /** Called when thread t has just issued an operation (registers hold it). */
   observe(t: SimThread, describe: (t: SimThread) => string): void {
-    const key = `${t.path}:${t.hist}`;
-    const op = opHash(t);
-    const prev = this.seen.get(key);
-    if (prev === undefined) {
-      this.seen.set(key, { op, text: describe(t), sites: t.sites });
+    if (this.target !== null) {
+      if (this.located === null && t.opCount === this.target.count && t.path === this.target.path) {
+        this.located = { text: describe(t), sites: t.sites };
+      }
       return;
     }
-    if (prev.op === op) return;
-    const now = describe(t);
-    const where = (s: SourceSite[] | null) => (s && s.length > 0 ? s.map(formatSite).join(' <- ') : 'unknown line');
-    throw new NondeterminismError(
-      `simulated code is not deterministic: thread ${t.path} issued \`${prev.text}\` at ${where(prev.sites)} ` +
-        `in one run and \`${now}\` at ${where(t.sites)} in another, after the same operations and results. ` +
-        'Simulated code may depend only on the results of its operations: no Math.random, clock, ' +
-        'or JavaScript variables shared between threads or runs (keep shared state in simulated memory).',
-      t.sites?.[t.sites.length - 1] ?? prev.sites?.[prev.sites.length - 1],
-    );
+    const key = `${t.path}:${t.opCount}:${t.hist}:${t.hist2}`;
+    const op = opHash(t);
+    const prev = this.seen.get(key);
+    if (prev === undefined) this.seen.set(key, { op, run: this.run });
+    else if (prev.op !== op) throw new DivergenceFound({ path: t.path, count: t.opCount, runs: [prev.run, this.run] });
   }
+}
 
-  /** Name of an opcode, for messages. */
-  static opName(op: number): string {
-    return OP_NAMES[op] ?? `op${op}`;
-  }
+/** The error for a divergence, with the two operations and their lines. */
+export function nondeterminismError(
+  d: Divergence,
+  a: { text: string; sites: SourceSite[] | null } | null,
+  b: { text: string; sites: SourceSite[] | null } | null,
+): NondeterminismError {
+  const where = (s: SourceSite[] | null | undefined) => (s && s.length > 0 ? s.map(formatSite).join(' <- ') : 'an unknown line');
+  const op = (x: typeof a) => (x ? `\`${x.text}\` at ${where(x.sites)}` : 'no operation (the thread had ended)');
+  const site = b?.sites?.[b.sites.length - 1] ?? a?.sites?.[a.sites.length - 1];
+  return new NondeterminismError(
+    `simulated code is not deterministic: thread ${d.path} issued ${op(a)} in one run and ${op(b)} in another, ` +
+      'after the same operations and results. Simulated code may depend only on the results of its ' +
+      'operations: no Math.random, clock, or JavaScript variables shared between threads or runs ' +
+      '(keep shared state in simulated memory).',
+    site,
+  );
 }

@@ -105,7 +105,7 @@ export class Machine {
     this.stepBudget = opts.stepBudget;
     this.det = opts.determinism ?? null;
     this.trace = opts.trace ? [] : null;
-    this.sites = this.trace !== null || this.det !== null;
+    this.sites = this.trace !== null || (this.det !== null && this.det.wantsSites);
     this.forkable = opts.forkable ?? false;
   }
 

@@ -33,8 +33,10 @@ export class SimThread implements OpRegisters {
   readonly sb = new StoreBuffer();
   /** Sites of buffered stores, parallel to the buffer (only kept while tracing). */
   sbSites: (SourceSite[] | null)[] = [];
-  /** Rolling hash of (operation, result) history, kept while checking determinism. */
+  /** Rolling hashes of the (operation, result) history and its length, kept while checking determinism. */
   hist = 0;
+  hist2 = 0;
+  opCount = 0;
   /**
    * Results of every operation performed, and markers for signal-handler frames, kept when the
    * machine may fork: a fork child is this thread re-run on these results (see Machine.forkThread).

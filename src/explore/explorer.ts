@@ -4,14 +4,14 @@
  * finding is replayed from its choices with tracing on, which both yields the trace and proves
  * that the replay string reproduces the run.
  */
-import { DeterminismLog } from '../engine/determinism.ts';
+import { DeterminismLog, DivergenceFound, nondeterminismError } from '../engine/determinism.ts';
 import { InternalError, NondeterminismError, UsageError } from '../engine/errors.ts';
 import { monotonicMs } from '../engine/globals.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { MemoryModel } from '../memory/model.ts';
 import type { Scenario, StrategyName, Versions } from '../scenario/define.ts';
-import { resolveVersions, runScenario, type RunConfig, type RunResult } from '../scenario/run.ts';
+import { resolveVersions, runScenario, type RunConfig, type RunCost, type RunResult } from '../scenario/run.ts';
 import { DfsStrategy } from './dfs.ts';
 import { PctStrategy } from './pct.ts';
 import { RandomChooser, RandomStrategy } from './random.ts';
@@ -24,6 +24,8 @@ export interface CheckOptions {
   readonly memoryModel: MemoryModel;
   /** Kernel and glibc versions (the scenario's when absent). */
   readonly versions?: Versions;
+  /** The scenario variant to check (its first when absent). */
+  readonly variant?: string;
   /** Stop after this many runs (default: 1000 for random and pct, unbounded for dfs). */
   readonly runs?: number;
   /** Stop after this many milliseconds of wall-clock time. */
@@ -63,6 +65,9 @@ export interface CheckResult {
   readonly memoryModel: MemoryModel;
   /** The versions modelled (only those the scenario uses). */
   readonly versions: Versions;
+  readonly variant?: string;
+  /** Cost of the first run (scenarios with a kernel): system calls and simulated time. */
+  readonly cost: RunCost | null;
   readonly runs: number;
   readonly steps: number;
   readonly elapsedMs: number;
@@ -97,27 +102,51 @@ export function scenarioVersions(s: Scenario, given?: Versions): Versions {
 /** Replay parameters that make a run reproducible on their own. */
 function replayParams(cfg: RunConfig): Record<string, string> {
   const out: Record<string, string> = { mm: cfg.memoryModel };
+  if (cfg.variant) out.v = cfg.variant;
   if (cfg.versions?.kernel) out.k = cfg.versions.kernel;
   if (cfg.versions?.glibc) out.g = cfg.versions.glibc;
   return out;
 }
 
-/** Random runs with the determinism check on; their findings are not reported. */
-export function checkDeterminism(s: Scenario, cfg: RunConfig, runs: number, seed: number): void {
+/**
+ * Random runs with the determinism check on (their findings are not reported), stopping early
+ * once `maxSteps` steps were spent. Run 1 repeats run 0's schedule. On a divergence the two runs
+ * are repeated with call sites captured at the diverging operation, for the error message.
+ */
+export function checkDeterminism(s: Scenario, cfg: RunConfig, runs: number, seed: number, maxSteps = 300_000): void {
   const log = new DeterminismLog();
-  for (let i = 0; i < runs; i++) {
-    const r = runScenario(s, { ...cfg, determinism: log }, new RandomChooser(runSeed(seed ^ 0x5eed, i)));
-    if (i === 0 && r.verdict === null) {
-      // The same schedule twice must give the same run.
-      runScenario(s, { ...cfg, determinism: log }, new ReplayChooser(r.log.values()));
+  const schedules: (readonly number[] | number)[] = [];
+  const chooserFor = (i: number) => {
+    const sched = schedules[i]!;
+    return typeof sched === 'number' ? new RandomChooser(sched) : new ReplayChooser(sched);
+  };
+  let steps = 0;
+  try {
+    for (let i = 0; i < runs + 1 && steps < maxSteps; i++) {
+      schedules[i] = i === 1 ? (schedules[0] as number) : runSeed(seed ^ 0x5eed, i);
+      log.run = i;
+      steps += runScenario(s, { ...cfg, determinism: log }, chooserFor(i)).steps;
     }
+  } catch (e) {
+    if (!(e instanceof DivergenceFound)) throw e;
+    const d = e.divergence;
+    const locate = (run: number) => {
+      const l = new DeterminismLog({ path: d.path, count: d.count });
+      try {
+        runScenario(s, { ...cfg, determinism: l }, chooserFor(run));
+      } catch (err) {
+        if (err instanceof UsageError) throw err;
+      }
+      return l.located;
+    };
+    throw nondeterminismError(d, locate(d.runs[0]), locate(d.runs[1]));
   }
 }
 
 export function check(s: Scenario, opts: CheckOptions): CheckResult {
   const start = monotonicMs();
   const seed = opts.seed ?? 1;
-  const cfg: RunConfig = { memoryModel: opts.memoryModel, versions: scenarioVersions(s, opts.versions) };
+  const cfg: RunConfig = { memoryModel: opts.memoryModel, versions: scenarioVersions(s, opts.versions), variant: opts.variant };
   guard(() => checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed));
   const strategy = makeStrategy(opts);
   const maxRuns = opts.runs ?? (opts.strategy === 'dfs' ? Infinity : 1000);
@@ -127,6 +156,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
   let steps = 0;
   let findings = 0;
   let first: { result: RunResult; run: number } | null = null;
+  let cost: RunCost | null = null;
   let exhausted = false;
   while (runs < maxRuns) {
     const chooser = strategy.nextRun();
@@ -138,6 +168,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     strategy.endRun(r.log, r.steps);
     runs++;
     steps += r.steps;
+    if (runs === 1) cost = r.cost;
     if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
     if (r.verdict !== null) {
       findings++;
@@ -167,6 +198,8 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     strategy: strategy.describe(),
     memoryModel: opts.memoryModel,
     versions: cfg.versions ?? {},
+    variant: opts.variant,
+    cost,
     runs,
     steps,
     elapsedMs: monotonicMs() - start,
@@ -184,7 +217,7 @@ export function replayRun(s: Scenario, replay: string): RunResult {
   if (mm !== 'sc' && mm !== 'tso' && mm !== 'pso') throw new UsageError(`replay string names no memory model (mm=sc|tso|pso)`);
   const chooser = new ReplayChooser(data.choices);
   const versions = { kernel: data.params.k, glibc: data.params.g };
-  const r = guard(() => runScenario(s, { memoryModel: mm, versions, trace: true, determinism: new DeterminismLog() }, chooser));
+  const r = guard(() => runScenario(s, { memoryModel: mm, versions, variant: data.params.v, trace: true }, chooser));
   if (chooser.remaining > 0) {
     throw new NondeterminismError(
       `the run ended with ${chooser.remaining} of the replay string's choices unused: the scenario does not behave as it did when the string was made`,
@@ -194,9 +227,9 @@ export function replayRun(s: Scenario, replay: string): RunResult {
 }
 
 /** Run once under a chooser for `hyrum run`, traced. */
-export function tracedRun(s: Scenario, memoryModel: MemoryModel, seed: number, given?: Versions): { result: RunResult; replay: string } {
-  const cfg: RunConfig = { memoryModel, versions: scenarioVersions(s, given) };
-  const r = guard(() => runScenario(s, { ...cfg, trace: true, determinism: new DeterminismLog() }, new RandomChooser(runSeed(seed, 0))));
+export function tracedRun(s: Scenario, memoryModel: MemoryModel, seed: number, given?: Versions, variant?: string): { result: RunResult; replay: string } {
+  const cfg: RunConfig = { memoryModel, versions: scenarioVersions(s, given), variant };
+  const r = guard(() => runScenario(s, { ...cfg, trace: true }, new RandomChooser(runSeed(seed, 0))));
   return { result: r, replay: encodeReplay({ params: replayParams(cfg), choices: r.log.values() }) };
 }
 

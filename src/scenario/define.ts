@@ -20,6 +20,8 @@ export interface Versions {
 export interface Expectation {
   readonly memoryModel?: MemoryModel;
   readonly versions?: Versions;
+  /** Which of the scenario's variants (see Scenario.variants). */
+  readonly variant?: string;
   readonly strategy?: StrategyName;
   readonly runs?: number;
   /** For dfs: at most this many preemptions per run (omit for no bound). */
@@ -47,8 +49,13 @@ export interface Scenario<C = any> {
   readonly glibc?: boolean;
   /** Versions when the command line names none. */
   readonly versions?: Versions;
+  /**
+   * Named variants of the scenario (cases of a table); setup receives the chosen one (the
+   * first when none is named).
+   */
+  readonly variants?: readonly string[];
   /** Lay out memory; the value returned is handed to every thread and check. */
-  setup?(m: Setup): C;
+  setup?(m: Setup, variant: string): C;
   /** The threads started at the beginning, each given the setup's value. */
   readonly threads: ReadonlyArray<(ctx: C) => SimCode<unknown>>;
   /** Checked on committed memory: false or a message means violated. */

@@ -22,13 +22,24 @@ export interface RunConfig {
   readonly memoryModel: MemoryModel;
   /** Kernel and glibc versions (the scenario's defaults when absent). */
   readonly versions?: Versions;
+  /** The scenario variant (its first when absent). */
+  readonly variant?: string;
   readonly trace?: boolean;
   readonly determinism?: DeterminismLog | null;
+}
+
+/** What a run cost in the kernel model's terms (see kernel/profile.ts CostModel). */
+export interface RunCost {
+  readonly syscalls: number;
+  /** Simulated nanoseconds: memory operations at memOpNs each plus the system calls' costs. */
+  readonly simNs: number;
 }
 
 export interface RunResult {
   /** The kernel model of the run, when the scenario has one (for reports: processes, costs). */
   readonly kernel: Kernel | null;
+  /** Costs, when the scenario has a kernel. */
+  readonly cost: RunCost | null;
   readonly verdict: Verdict | null;
   readonly steps: number;
   readonly log: ChoiceLog;
@@ -72,7 +83,9 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
   const setup = new Setup(m.mem, kernel, glibc);
   const view = new MemoryView(m.mem);
   glibc?.layOut(setup);
-  const ctx = userCall(s, 'setup', () => (s.setup ? s.setup(setup) : undefined));
+  const variant = cfg.variant ?? s.variants?.[0] ?? '';
+  if (s.variants && !s.variants.includes(variant)) throw new UsageError(`scenario ${s.name} has no variant '${variant}' (it has: ${s.variants.join(', ')})`);
+  const ctx = userCall(s, 'setup', () => (s.setup ? s.setup(setup, variant) : undefined));
   if (ctx !== null && typeof ctx === 'object') Object.freeze(ctx);
   const initial = s.threads.map((fn) => m.startThread(fn, [ctx], null));
   if (kernel) {
@@ -91,7 +104,17 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
     verdict = finalCheck(s, view, ctx, results);
     if (s.outcome) outcome = userCall(s, 'outcome', () => s.outcome!(view, ctx, results));
   }
-  return { kernel, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome };
+  let cost: RunCost | null = null;
+  if (kernel) {
+    let syscalls = 0;
+    let simNs = 0;
+    for (const t of m.threads) {
+      syscalls += t.syscalls;
+      simNs += (t.steps - t.syscalls) * kernel.profile.costs.memOpNs + t.syscallNs;
+    }
+    cost = { syscalls, simNs };
+  }
+  return { kernel, cost, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome };
 }
 
 function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknown[]): Verdict | null {
