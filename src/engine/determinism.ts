@@ -5,7 +5,7 @@
  * another thread writes breaks this, and the check names the line where the runs diverged.
  */
 import { NondeterminismError } from './errors.ts';
-import { SIZE_BIG } from './ops.ts';
+import { OP_ATOMIC, OP_SPAWN, SIZE_BIG } from './ops.ts';
 import { formatSite, type SourceSite } from './source.ts';
 import type { SimThread } from './thread.ts';
 
@@ -26,8 +26,8 @@ export function opHash(t: SimThread): number {
   h = mix(h, t.a1 | 0);
   h = mix(h, t.a2 | 0);
   if (t.size === SIZE_BIG) h = mix(mix(h, Number(t.b1 & 0xffffffffn)), Number(t.b2 & 0xffffffffn));
-  if (typeof t.obj === 'function') h = mix(h, fnv(t.obj.name));
-  else if (t.obj !== null && typeof t.obj === 'object' && 'name' in t.obj) h = mix(h, fnv(String(t.obj.name)));
+  if (t.op === OP_SPAWN && typeof t.obj === 'function') h = mix(h, fnv(t.obj.name));
+  else if (t.op === OP_ATOMIC && t.obj !== null && typeof t.obj === 'object' && 'name' in t.obj) h = mix(h, fnv(String(t.obj.name)));
   return h;
 }
 
@@ -44,6 +44,13 @@ export function recordResult(t: SimThread, result: unknown): void {
   const r = resultHash(result);
   t.hist = mix(mix(t.hist, op), r);
   t.hist2 = mix(mix(t.hist2 ^ 0x5bd1e995, r), op);
+  t.opCount++;
+}
+
+/** Fold an event that is not an operation (a signal handler starting) into the history. */
+export function recordEvent(t: SimThread, code: number): void {
+  t.hist = mix(t.hist, code ^ 0x7ed55d16);
+  t.hist2 = mix(t.hist2, code ^ 0x165667b1);
   t.opCount++;
 }
 

@@ -9,7 +9,7 @@ import { AddressSpace } from '../memory/address-space.ts';
 import type { MemoryModel } from '../memory/model.ts';
 import { SimFault } from '../memory/page.ts';
 import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser } from './choice.ts';
-import { DeterminismLog, recordResult } from './determinism.ts';
+import { DeterminismLog, recordEvent, recordResult } from './determinism.ts';
 import { AssertionFailed, InternalError, UsageError } from './errors.ts';
 import { installTraps, removeTraps } from './globals.ts';
 import {
@@ -532,6 +532,7 @@ export class Machine {
   pushFrame(t: SimThread, fn: SimFunction, args: unknown[]): void {
     t.frames.push({ gen: t.gen, op: t.op, size: t.size, a0: t.a0, a1: t.a1, a2: t.a2, b1: t.b1, b2: t.b2, obj: t.obj, args: t.args, sites: t.sites });
     t.history?.push(new HandlerStart(fn, args));
+    if (this.det !== null) recordEvent(t, t.frames.length);
     t.gen = fn(...args);
     t.opPending = false;
     this.advance(t, undefined);

@@ -9,7 +9,7 @@
 import { AddressSpace } from '../memory/address-space.ts';
 import { CHOICE_DATA } from '../engine/choice.ts';
 import { atomic, type AtomicAction, type SimCode, type SimFunction } from '../engine/ops.ts';
-import type { SimThread } from '../engine/thread.ts';
+import { DONE, type SimThread } from '../engine/thread.ts';
 import { EINVAL } from './errno.ts';
 import { SIGCHLD } from './signal.ts';
 import { CLONE_NEWPID } from './syscalls.ts';
@@ -27,6 +27,7 @@ export const CLONE_SETTLS = 0x80000;
 export const CLONE_PARENT_SETTID = 0x100000;
 export const CLONE_CHILD_CLEARTID = 0x200000;
 export const CLONE_CHILD_SETTID = 0x1000000;
+export const CLONE_NEWUSER = 0x10000000;
 export { CLONE_NEWPID };
 
 /** The flags glibc's pthread_create passes (sysdeps/unix/sysv/linux/createthread.c). */
@@ -52,7 +53,9 @@ function taskOf(t: unknown): Task {
 function checkFlags(task: Task, flags: number): number {
   if (flags & CLONE_THREAD && !(flags & CLONE_SIGHAND)) return -EINVAL;
   if (flags & CLONE_SIGHAND && !(flags & CLONE_VM)) return -EINVAL;
-  if (flags & CLONE_THREAD && (flags & CLONE_NEWPID || task.ns !== task.pidNsForChildren)) return -EINVAL;
+  // "If the new process will be in a different pid or user namespace do not allow it to share
+  // a thread group" (CLONE_NEWUSER: probes/fork-pid clone_vm flag_errors NEWUSER_with_THREAD).
+  if (flags & CLONE_THREAD && (flags & (CLONE_NEWPID | CLONE_NEWUSER) || task.ns !== task.pidNsForChildren)) return -EINVAL;
   if (flags & CLONE_PARENT && task.process.pid.ns.init === task.process) return -EINVAL;
   return 0;
 }
@@ -81,6 +84,15 @@ function setTids(task: Task, child: Task, flags: number, tids: CloneTids): void 
   if (flags & CLONE_CHILD_SETTID && tids.ctid) child.process.mm.store(tids.ctid, 4, child.pid.in(child.ns));
   if (flags & CLONE_CHILD_CLEARTID && tids.ctid) child.clearChildTid = tids.ctid;
   child.tls = flags & CLONE_SETTLS && tids.tls !== undefined ? tids.tls : task.tls;
+}
+
+/**
+ * A child whose code returned before its first operation finished while its thread was being
+ * made, before its task existed: it exits now (a clone child `return 0`, as the noop_fn of
+ * probes/fork-pid clone_vm settid, else never became a zombie and its parent's wait4 hung).
+ */
+function exitIfDone(child: Task): void {
+  if (child.thread.state === DONE) child.kernel.threadExited(child.thread);
 }
 
 // ---- fork / vfork: the child continues the caller's code -----------------------------------------
@@ -155,6 +167,7 @@ const FORK_END: AtomicAction<number> = {
     child.sigmask = task.sigmask;
     setTids(task, child, f.flags, f.tids);
     if (f.flags & CLONE_VFORK) f.child.vforkParent = task;
+    exitIfDone(child);
     return f.pid.in(task.ns);
   },
 };
@@ -236,6 +249,7 @@ class CloneFn implements AtomicAction<number> {
     child.sigmask = task.sigmask;
     setTids(task, child, this.flags, this.tids);
     if (this.flags & CLONE_VFORK && process !== task.process) process.vforkParent = task;
+    exitIfDone(child);
     return pid.in(task.ns);
   }
   describe(): string {

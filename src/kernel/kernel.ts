@@ -135,8 +135,8 @@ export class Kernel implements KernelHooks {
     this.machine.kill(task.thread);
     this.cancelFutexWait(task);
     const p = task.process;
-    if (task.clearChildTid !== 0 && p.tasks.some((o) => !o.exited)) {
-      // mm_release: put_user(0, tidptr); futex wake. Only meaningful while others share the mm.
+    if (task.clearChildTid !== 0 && this.mmHasOtherUsers(task)) {
+      // mm_release: put_user(0, tidptr); futex wake, when mm_users > 1 (kernel/fork.c).
       const mm = p.mm;
       if (mm.protectionAt(task.clearChildTid) !== undefined) {
         mm.store(task.clearChildTid, 4, 0);
@@ -144,6 +144,17 @@ export class Kernel implements KernelHooks {
       }
     }
     if (p.tasks.every((o) => o.exited)) this.exitProcess(p, signal ? signal : (code & 0xff) << 8);
+  }
+
+  /**
+   * mm_users > 1: a live task other than `task` uses its address space, in its own thread group
+   * or in another process made with CLONE_VM (probes/fork-pid clone_vm settid: a CLONE_VM
+   * child's CLONE_CHILD_CLEARTID word reads 0 in the parent after the child exits).
+   */
+  private mmHasOtherUsers(task: Task): boolean {
+    const mm = task.process.mm;
+    for (const o of this.tasks.values()) if (o !== task && !o.exited && o.process.mm === mm) return true;
+    return false;
   }
 
   /** exit_group / fatal signal: every task of the group exits. */

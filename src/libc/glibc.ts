@@ -7,6 +7,7 @@
 import { atomic, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_THREAD, CLONE_VFORK, CLONE_VM, forkLike, PTHREAD_CLONE_FLAGS, THREAD_SELF } from '../kernel/clone.ts';
+import { EINVAL } from '../kernel/errno.ts';
 import { SIGCHLD } from '../kernel/signal.ts';
 import { futexWait, getpid as sysGetpid, gettid as sysGettid, mmap, munmap, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, sysExit } from '../kernel/syscalls.ts';
 import type { Task } from '../kernel/task.ts';
@@ -312,8 +313,12 @@ export class Glibc {
    * The clone() wrapper (sysdeps/unix/sysv/linux/x86_64/clone.S). With the PID cache
    * (RESET_PID, <= 2.24) the child of a non-thread clone resets pid and tid: to -1 with
    * CLONE_VM, else to getpid(). Since 2.25 it does nothing, so the child's cached TID is stale.
+   * A NULL fn or a NULL (0) stack fails with EINVAL before the system call (clone.S's "Sanity
+   * check arguments"; probes/fork-pid clone_vm flag_errors). The child runs on its own simulated
+   * stack, so `stack` matters only as NULL or not.
    */
-  *clone(flags: number, fn: SimFunction<[number], unknown>, arg: number): SimCode<number> {
+  *clone(flags: number, fn: SimFunction<[number], unknown> | null, arg: number, stack?: number): SimCode<number> {
+    if (fn === null || stack === 0) return -EINVAL;
     const reset = this.profile.pidCache && !(flags & CLONE_THREAD);
     return yield* clone(flags, cloneChild, [this, reset, flags, fn, arg]);
   }
