@@ -8,10 +8,11 @@ import {
   clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_NEWPID, CLONE_NEWUSER, CLONE_PARENT,
   CLONE_PARENT_SETTID, CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM,
 } from '../../../src/kernel/clone.ts';
-import { errnoName } from '../../../src/kernel/errno.ts';
 import { SIGCHLD } from '../../../src/kernel/signal.ts';
 import { exitGroup, getpid, getppid, gettid, wait4 } from '../../../src/kernel/syscalls.ts';
-import { factsScenario, loadInt, sharedPage, storeInt, waitStatus, type Ctx, type Facts } from './common.ts';
+import type { Setup } from '../../../src/scenario/memory-view.ts';
+import { factsOf, type ModelCase } from '../model.ts';
+import { errName, factsScenario, loadInt, sharedPage, storeInt, waitStatus, type Ctx, type Facts } from './common.ts';
 
 interface CloneCtx extends Ctx {
   /** The probe's g_written: private data, seen by the parent only with CLONE_VM. */
@@ -91,7 +92,7 @@ function* cloneParent(ctx: CloneCtx): SimCode<Facts> {
   const waitErr: number = yield* loadInt(f + WAIT_ERRNO);
   return {
     grandchild_getppid_eq_probe: (yield* loadInt(f + PPID)) === me,
-    caller_waitpid_errno: waitErr < 0 ? errnoName(waitErr) : 'none',
+    caller_waitpid_errno: errName(waitErr),
     probe_reaped_grandchild: reaped === g,
   };
 }
@@ -105,24 +106,25 @@ const EINVAL_CASES: Record<string, number> = {
 
 function* flagErrors(ctx: CloneCtx): SimCode<Facts> {
   const facts: Facts = {};
-  const name = (r: number) => (r < 0 ? errnoName(r) : 'none');
   for (const [k, flags] of Object.entries(EINVAL_CASES)) {
     const r: number = yield* ctx.libc.clone(flags | SIGCHLD, noop, 0);
     if (r > 0 && !(flags & CLONE_THREAD)) yield wait4(r, 0, 0);
-    facts[k] = name(r);
+    facts[k] = errName(r);
   }
-  facts.glibc_fn_NULL = name(yield* ctx.libc.clone(SIGCHLD, null, 0));
-  facts.glibc_stack_NULL = name(yield* ctx.libc.clone(SIGCHLD, noop, 0, 0));
+  facts.glibc_fn_NULL = errName(yield* ctx.libc.clone(SIGCHLD, null, 0));
+  facts.glibc_stack_NULL = errName(yield* ctx.libc.clone(SIGCHLD, noop, 0, 0));
   return facts;
 }
 
-const withWritten = (m: { alloc(n: number): number }, base: Ctx): CloneCtx => ({ ...base, written: m.alloc(16) });
+const withWritten = (m: Setup, base: Ctx): CloneCtx => ({ ...base, written: m.alloc(16) });
+const cloneCase = (name: string, main: (ctx: CloneCtx) => SimCode<Facts>) =>
+  factsOf(factsScenario(`clone_vm ${name}`, main, withWritten));
 
-export const cloneVmCases = {
-  clone_vm: factsScenario('clone_vm clone_vm', cloneRun(CLONE_VM | SIGCHLD), withWritten),
-  clone_no_vm: factsScenario('clone_vm clone_no_vm', cloneRun(SIGCHLD), withWritten),
-  clone_vm_vfork: factsScenario('clone_vm clone_vm_vfork', cloneRun(CLONE_VM | CLONE_VFORK | SIGCHLD), withWritten),
-  settid: factsScenario('clone_vm settid', settid, withWritten),
-  clone_parent: factsScenario('clone_vm clone_parent', cloneParent, withWritten),
-  flag_errors: factsScenario('clone_vm flag_errors', flagErrors, withWritten),
+export const cloneVmCases: Record<string, ModelCase> = {
+  clone_vm: cloneCase('clone_vm', cloneRun(CLONE_VM | SIGCHLD)),
+  clone_no_vm: cloneCase('clone_no_vm', cloneRun(SIGCHLD)),
+  clone_vm_vfork: cloneCase('clone_vm_vfork', cloneRun(CLONE_VM | CLONE_VFORK | SIGCHLD)),
+  settid: cloneCase('settid', settid),
+  clone_parent: cloneCase('clone_parent', cloneParent),
+  flag_errors: cloneCase('flag_errors', flagErrors),
 };

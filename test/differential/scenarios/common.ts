@@ -6,6 +6,7 @@
 import { load32, store32, type SimCode } from '../../../src/engine/ops.ts';
 import type { Scenario } from '../../../src/scenario/define.ts';
 import type { Setup } from '../../../src/scenario/memory-view.ts';
+import { errnoName } from '../../../src/kernel/errno.ts';
 import { signalName } from '../../../src/kernel/signal.ts';
 import {
   MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, wait4, wexitstatus, wifexited, wtermsig,
@@ -15,6 +16,9 @@ import { PAGE_SIZE } from '../../../src/memory/page.ts';
 
 /** One probe case's facts: booleans, namespace-local numbers, errno and signal names. */
 export type Facts = Record<string, boolean | number | string>;
+
+/** The facts of several cases a scenario runs in sequence, as the probe does, by case name. */
+export type CaseFacts = Record<string, Facts>;
 
 export interface Ctx {
   readonly libc: Glibc;
@@ -26,6 +30,9 @@ export interface Ctx {
 export function* sharedPage(): SimCode<number> {
   return (yield mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS)) as number;
 }
+
+/** An errno name for a raw result: "none" unless it is -errno. */
+export const errName = (r: number): string => (r < 0 ? errnoName(r) : 'none');
 
 /** A signed 32-bit word (facts may be -errno). */
 export function* loadInt(addr: number): SimCode<number> {
@@ -49,7 +56,7 @@ export function* waitStatus(ctx: Ctx, pid: number): SimCode<{ code: number; sign
  */
 export function factsScenario<C extends Ctx>(
   name: string,
-  main: (ctx: C) => SimCode<Facts>,
+  main: (ctx: C) => SimCode<Facts | CaseFacts>,
   setup: (m: Setup, base: Ctx) => C = (_m, base) => base as C,
 ): Scenario<C> {
   return {

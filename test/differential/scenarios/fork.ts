@@ -7,6 +7,7 @@ import { type SimCode } from '../../../src/engine/ops.ts';
 import { forkLike } from '../../../src/kernel/clone.ts';
 import { SIGCHLD } from '../../../src/kernel/signal.ts';
 import { exitGroup, getpid, getppid, gettid } from '../../../src/kernel/syscalls.ts';
+import { factsOf, type ModelCase } from '../model.ts';
 import { factsScenario, loadInt, sharedPage, storeInt, waitStatus, type Ctx, type Facts } from './common.ts';
 
 /** Words of the shared page the child fills in. */
@@ -66,7 +67,7 @@ function* rawSyscallFork(ctx: Ctx): SimCode<Facts> {
   };
 }
 
-export const forkCases = {
-  return_values: factsScenario('fork return_values', returnValues),
-  raw_syscall_fork: factsScenario('fork raw_syscall_fork', rawSyscallFork),
+export const forkCases: Record<string, ModelCase> = {
+  return_values: factsOf(factsScenario('fork return_values', returnValues)),
+  raw_syscall_fork: factsOf(factsScenario('fork raw_syscall_fork', rawSyscallFork)),
 };

@@ -7,6 +7,7 @@
 import { load32, store32, type SimCode } from '../../../src/engine/ops.ts';
 import { exitGroup, getpid, getppid, gettid, wait4, WNOHANG } from '../../../src/kernel/syscalls.ts';
 import type { Setup } from '../../../src/scenario/memory-view.ts';
+import { factsOf, type ModelCase } from '../model.ts';
 import { factsScenario, loadInt, storeInt, waitStatus, type Ctx, type Facts } from './common.ts';
 
 interface SharedCtx extends Ctx {
@@ -81,10 +82,11 @@ function atforkSetup(m: Setup, base: Ctx): AtforkCtx {
   return { ...base, runs, handlers };
 }
 
-export const vforkCases = {
-  shared_memory: factsScenario('vfork shared_memory', sharedMemory, (m, base) => ({
-    ...base,
-    v: { pid: m.alloc(4), ppid: m.alloc(4), tid: m.alloc(4), cached: m.alloc(4), written: m.alloc(4) },
-  })),
-  atfork_not_run: factsScenario('vfork atfork_not_run', atforkNotRun, atforkSetup),
+function sharedSetup(m: Setup, base: Ctx): SharedCtx {
+  return { ...base, v: { pid: m.alloc(4), ppid: m.alloc(4), tid: m.alloc(4), cached: m.alloc(4), written: m.alloc(4) } };
+}
+
+export const vforkCases: Record<string, ModelCase> = {
+  shared_memory: factsOf(factsScenario('vfork shared_memory', sharedMemory, sharedSetup)),
+  atfork_not_run: factsOf(factsScenario('vfork atfork_not_run', atforkNotRun, atforkSetup)),
 };

@@ -1,0 +1,35 @@
+/**
+ * Every catalogue scenario's expectations, as tests: a scenario that must find a bug finds it
+ * with the verdict and versions stated; its fixed twin finds nothing within the stated bounds.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { catalogueFiles, loadScenario } from '../../src/cli/load.ts';
+import { check } from '../../src/explore/explorer.ts';
+
+const files = catalogueFiles();
+
+describe('the scenario catalogue', async () => {
+  for (const file of files) {
+    const s = await loadScenario(file);
+    for (const e of s.expect ?? []) {
+      const versions = Object.entries(e.versions ?? {})
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      const label = `${s.name}${e.variant ? `/${e.variant}` : ''} ${e.memoryModel ?? s.memoryModel ?? 'sc'} ${versions} ${e.strategy ?? 'dfs'}: ${e.verdict}`;
+      it(label, () => {
+        const r = check(s, {
+          strategy: e.strategy ?? 'dfs',
+          memoryModel: e.memoryModel ?? s.memoryModel ?? 'sc',
+          versions: e.versions,
+          variant: e.variant,
+          runs: e.runs,
+          seed: e.seed,
+          preemptionBound: e.preemptionBound,
+        });
+        assert.equal(r.finding?.verdict.kind ?? 'none', e.verdict, r.finding ? `${r.finding.verdict.message}\n${r.finding.replay}` : undefined);
+        if (e.verdict === 'none' && (e.strategy ?? 'dfs') === 'dfs') assert.equal(r.exhausted, true, 'the stated bounds were not exhausted');
+      });
+    }
+  }
+});
