@@ -30,13 +30,27 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
     for (const e of s.expect ?? []) {
       const memoryModel = e.memoryModel ?? s.memoryModel ?? 'sc';
       const strategy = e.strategy ?? 'dfs';
-      const r = check(s, { strategy, memoryModel, versions: e.versions, variant: e.variant, runs: e.runs, seed: e.seed, preemptionBound: e.preemptionBound });
+      const r = check(s, {
+        strategy,
+        memoryModel,
+        versions: e.versions,
+        variant: e.variant,
+        settings: e.settings,
+        perturb: e.perturb,
+        runs: e.runs,
+        seed: e.seed,
+        preemptionBound: e.preemptionBound,
+      });
       const found = r.finding ? r.finding.verdict.kind : 'none';
       const row: CatalogueRow = {
         scenario: e.variant ? `${s.name}/${e.variant}` : s.name,
         file: path.relative(process.cwd(), file),
         memoryModel,
-        versions: Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', '),
+        versions: [
+          ...Object.entries(r.versions).map(([k, v]) => `${k} ${v}`),
+          ...Object.entries(e.settings ?? {}).map(([k, v]) => `${k}=${v}`),
+          ...(e.perturb ? ['perturbed'] : []),
+        ].join(', '),
         strategy: r.strategy,
         expected: e.verdict,
         found,

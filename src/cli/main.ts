@@ -71,12 +71,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--kernel <version>', 'kernel profile (e.g. 6.18)')
     .option('--glibc <version>', 'glibc profile (e.g. 2.9, 2.10, 2.24, 2.25, 2.36)')
     .option('--variant <name>', "one of the scenario's variants")
+    .option('--set <name=value>', 'a tunable or kernel setting (repeatable): glibc.pthread.rseq=0, rseq_debug=1', collectSetting, {})
+    .option('--perturb', 'vary incidental kernel behaviour within the documented ABI')
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { replay?: string; seed: number; memoryModel?: MemoryModel; kernel?: string; glibc?: string; variant?: string; json?: boolean }) => {
+    .action(async (file: string, o: CliRun) => {
       const s = await loadScenario(file);
       const { result, replay } = o.replay
         ? { result: replayRun(s, o.replay), replay: o.replay }
-        : tracedRun(s, memoryModelOf(s, o.memoryModel), o.seed, versionsOf(o), o.variant);
+        : tracedRun(s, memoryModelOf(s, o.memoryModel), o.seed, versionsOf(o), o.variant, o.set, o.perturb);
       const text = [
         result.verdict ? `FOUND ${formatVerdict(result.verdict)}` : 'OK   the run ended with no finding',
         `  ${result.steps} steps; replay: hyrum replay ${rel(file)} ${replay}`,
@@ -102,6 +104,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--kernel <version>', 'kernel profile (e.g. 6.18)')
     .option('--glibc <version>', 'glibc profile (e.g. 2.9, 2.10, 2.24, 2.25, 2.36)')
     .option('--variant <name>', "one of the scenario's variants")
+    .option('--set <name=value>', 'a tunable or kernel setting (repeatable): glibc.pthread.rseq=0, rseq_debug=1', collectSetting, {})
+    .option('--perturb', 'vary incidental kernel behaviour within the documented ABI')
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
@@ -116,6 +120,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
           memoryModel: memoryModelOf(s, o.memoryModel),
           versions: versionsOf(o),
           variant: o.variant,
+          settings: o.set,
+          perturb: o.perturb,
           runs: o.runs,
           timeMs: o.time,
           seed: o.seed,
@@ -186,7 +192,28 @@ function versionsOf(o: { kernel?: string; glibc?: string }): Versions {
   return { kernel: o.kernel, glibc: o.glibc };
 }
 
+/** --set name=value, collected into an object. */
+export function collectSetting(v: string, acc: Record<string, string>): Record<string, string> {
+  const eq = v.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError('expected name=value');
+  return { ...acc, [v.slice(0, eq)]: v.slice(eq + 1) };
+}
+
+interface CliRun {
+  replay?: string;
+  seed: number;
+  memoryModel?: MemoryModel;
+  kernel?: string;
+  glibc?: string;
+  variant?: string;
+  set: Record<string, string>;
+  perturb?: boolean;
+  json?: boolean;
+}
+
 interface CliCheck {
+  set: Record<string, string>;
+  perturb?: boolean;
   variant?: string;
   kernel?: string;
   glibc?: string;

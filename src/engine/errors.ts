@@ -33,6 +33,17 @@ export class InternalError extends Error {
   }
 }
 
+/**
+ * Thrown by simulated code (a model of a library) to abort its process, as abort(3) or
+ * __libc_fatal do: a `crash` verdict with SIGABRT, not an internal error.
+ */
+export class ProcessAbort extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProcessAbort';
+  }
+}
+
 /** Thrown by {@link assert} in simulated code or in a scenario's final check. */
 export class AssertionFailed extends Error {
   constructor(message: string) {

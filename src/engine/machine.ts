@@ -10,7 +10,7 @@ import type { MemoryModel } from '../memory/model.ts';
 import { SimFault } from '../memory/page.ts';
 import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser } from './choice.ts';
 import { DeterminismLog, recordEvent, recordResult } from './determinism.ts';
-import { AssertionFailed, InternalError, UsageError } from './errors.ts';
+import { AssertionFailed, InternalError, ProcessAbort, UsageError } from './errors.ts';
 import { installTraps, removeTraps } from './globals.ts';
 import {
   OP_ATOMIC,
@@ -33,7 +33,7 @@ import {
   type SimFunction,
 } from './ops.ts';
 import { callerSites, errorSite, thrownByHyrum, type SourceSite } from './source.ts';
-import { DONE, HandlerStart, RUNNING, SimThread } from './thread.ts';
+import { DONE, HandlerStart, Redirect, RUNNING, SimThread } from './thread.ts';
 import { describeOp, describeValue, type TraceStep } from './trace.ts';
 import type { Verdict } from './verdict.ts';
 
@@ -55,6 +55,8 @@ export interface MachineOptions {
 
 /** What an attached kernel model wants to hear from the machine. */
 export interface KernelHooks {
+  /** t is about to take a step on its CPU (return to user space after a switch, if switchedOut). */
+  beforeStep?(t: SimThread): void;
   /** A thread's code returned (or it called exit): the task exits. */
   threadExited(t: SimThread): void;
   /** t.interrupt was set: deliver what is pending (signals) before t's next step. */
@@ -213,6 +215,8 @@ export class Machine {
 
   /** One step of t: count it against the budget, perform its operation, run to the next one. */
   private stepThread(t: SimThread, plain: boolean): void {
+    const onCpu = this.onCpu[t.cpu];
+    if (onCpu !== t) this.contextSwitch(t, onCpu);
     this.last = t;
     if (t.interrupt) {
       t.interrupt = false;
@@ -311,6 +315,59 @@ export class Machine {
       return;
     }
     if (t.state === RUNNING) this.advance(t, result);
+  }
+
+  /**
+   * t takes the CPU from `prev` (the thread that ran there last): prev is switched out, and t
+   * returns to user space after its own earlier switch-out (the kernel's rseq hooks run then).
+   */
+  private contextSwitch(t: SimThread, prev: SimThread | undefined): void {
+    if (prev !== undefined && prev.state === RUNNING) prev.switchedOut = true;
+    this.onCpu[t.cpu] = t;
+    if (this.kernel?.beforeStep) this.kernel.beforeStep(t);
+  }
+
+  /** Move t to another CPU (sched_setaffinity, a migration). */
+  migrate(t: SimThread, cpu: number): void {
+    if (this.onCpu[t.cpu] === t) this.onCpu[t.cpu] = undefined;
+    t.cpu = cpu;
+    t.switchedOut = true;
+  }
+
+  /** How many CPUs the machine has. */
+  get cpuCount(): number {
+    return this.cpus;
+  }
+
+  /** The thread that ran last on each CPU. */
+  readonly onCpu: (SimThread | undefined)[] = [];
+
+  /**
+   * Make t's code jump: throw `error` into its generator where it waits (an rseq abort to
+   * abort_ip, which the critical section's code catches). Its pending operation is dropped.
+   */
+  redirect(t: SimThread, error: Error): void {
+    t.history?.push(new Redirect(error));
+    if (this.det !== null) recordEvent(t, 0x7ab);
+    t.opPending = false;
+    t.sites = null;
+    setCurrent(t, this.sites);
+    let r: IteratorResult<unknown, unknown>;
+    try {
+      r = t.gen.throw(error);
+    } catch (e) {
+      this.threw(t, e);
+      return;
+    }
+    if (r.done === true) {
+      if (t.frames.length > 0) this.returnFromHandler(t);
+      else this.finishThread(t, r.value);
+      return;
+    }
+    if (r.value !== OP_TOKEN || !t.opPending) {
+      throw new UsageError(`${t.name} yielded ${describeValue(r.value)}, which is not an operation`, t.sites?.[0]);
+    }
+    if (this.det !== null) this.det.observe(t, describeOp);
   }
 
   /** A SimFault is the thread's SIGSEGV; anything else is not ours to handle here. */
@@ -512,6 +569,10 @@ export class Machine {
       this.setVerdict({ kind: 'assertion', message: `${t.name}: ${e.message}`, thread: t.name, sites });
       return;
     }
+    if (e instanceof ProcessAbort) {
+      this.setVerdict({ kind: 'crash', message: `${t.name}: SIGABRT: ${e.message}`, thread: t.name, sites, signal: 'SIGABRT' });
+      return;
+    }
     if (thrownByHyrum(e)) throw new InternalError(`Hyrum failed while running ${t.name}: ${String(e)}`, { cause: e });
     const msg = e instanceof Error ? `${e.name}: ${e.message}` : `threw ${describeValue(e)}`;
     this.setVerdict({ kind: 'exception', message: `${t.name}: ${msg}`, thread: t.name, sites });
@@ -588,6 +649,7 @@ export class Machine {
     for (const entry of history) {
       if (child.state !== RUNNING) throw new InternalError('forkThread: the re-run ended before the fork');
       if (entry instanceof HandlerStart) this.pushFrame(child, entry.fn, entry.args as unknown[]);
+      else if (entry instanceof Redirect) this.redirect(child, entry.error);
       else this.advance(child, entry);
     }
     if (!child.opPending) throw new InternalError('forkThread: the re-run did not reach the fork');

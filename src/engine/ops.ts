@@ -167,6 +167,16 @@ export const fetchAdd64 = (addr: number, delta: bigint): Op => big(OP_FADD, addr
 /** A full fence (mfence): the thread's buffered stores reach memory before it goes on. */
 export const fence = (): Op => num(OP_FENCE, 0, 0, 0, 0);
 
+/**
+ * Set the running thread's instruction pointer (for rseq critical sections: the kernel checks it
+ * against start_ip and post_commit_offset). A register write, not an operation: no yield.
+ */
+export function at(ip: number): void {
+  const t = cur;
+  if (t === null) throw new UsageError('at(ip) outside simulated code', callerSites()[0]);
+  (t as OpRegisters & { ip: number }).ip = ip;
+}
+
 /** A nondeterministic value in [0, n) for scenario data: explored like scheduling. */
 export function choose(n: number): Op {
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`choose(${String(n)}): n must be a positive integer`, callerSites()[0]);

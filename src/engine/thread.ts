@@ -46,6 +46,13 @@ export class SimThread implements OpRegisters {
   readonly frames: SavedFrame[] = [];
   /** Set by the kernel when something must happen before the next step (a signal to deliver). */
   interrupt = false;
+  /**
+   * The instruction pointer, as far as anything checks it: code in an rseq critical section
+   * sets it with at(ip) (no operation, no scheduling point); 0 means "somewhere else".
+   */
+  ip = 0;
+  /** The CPU the thread last ran on was given to another thread since (a context switch). */
+  switchedOut = false;
   /** The kernel's task for this thread, when a kernel is attached. */
   task: unknown = null;
   /** Simulated nanoseconds spent in system calls (the kernel's cost model adds them). */
@@ -82,6 +89,11 @@ export interface SavedFrame {
   readonly obj: unknown;
   readonly args: unknown[] | null;
   readonly sites: SourceSite[] | null;
+}
+
+/** History marker: the kernel made the thread's code jump (an rseq abort) with this error. */
+export class Redirect {
+  constructor(readonly error: Error) {}
 }
 
 /** History marker: a signal handler frame started here (fn called with args). */

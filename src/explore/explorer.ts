@@ -26,6 +26,10 @@ export interface CheckOptions {
   readonly versions?: Versions;
   /** The scenario variant to check (its first when absent). */
   readonly variant?: string;
+  /** Tunables and kernel settings (--set). */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Let the kernel vary incidental behaviour within what is documented (--perturb). */
+  readonly perturb?: boolean;
   /** Stop after this many runs (default: 1000 for random and pct, unbounded for dfs). */
   readonly runs?: number;
   /** Stop after this many milliseconds of wall-clock time. */
@@ -103,6 +107,8 @@ export function scenarioVersions(s: Scenario, given?: Versions): Versions {
 function replayParams(cfg: RunConfig): Record<string, string> {
   const out: Record<string, string> = { mm: cfg.memoryModel };
   if (cfg.variant) out.v = cfg.variant;
+  for (const [k, v] of Object.entries(cfg.settings ?? {})) out[`t.${k}`] = v;
+  if (cfg.perturb) out.p = '1';
   if (cfg.versions?.kernel) out.k = cfg.versions.kernel;
   if (cfg.versions?.glibc) out.g = cfg.versions.glibc;
   return out;
@@ -146,7 +152,13 @@ export function checkDeterminism(s: Scenario, cfg: RunConfig, runs: number, seed
 export function check(s: Scenario, opts: CheckOptions): CheckResult {
   const start = monotonicMs();
   const seed = opts.seed ?? 1;
-  const cfg: RunConfig = { memoryModel: opts.memoryModel, versions: scenarioVersions(s, opts.versions), variant: opts.variant };
+  const cfg: RunConfig = {
+    memoryModel: opts.memoryModel,
+    versions: scenarioVersions(s, opts.versions),
+    variant: opts.variant,
+    settings: opts.settings,
+    perturb: opts.perturb,
+  };
   guard(() => checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed));
   const strategy = makeStrategy(opts);
   const maxRuns = opts.runs ?? (opts.strategy === 'dfs' ? Infinity : 1000);
@@ -217,7 +229,13 @@ export function replayRun(s: Scenario, replay: string): RunResult {
   if (mm !== 'sc' && mm !== 'tso' && mm !== 'pso') throw new UsageError(`replay string names no memory model (mm=sc|tso|pso)`);
   const chooser = new ReplayChooser(data.choices);
   const versions = { kernel: data.params.k, glibc: data.params.g };
-  const r = guard(() => runScenario(s, { memoryModel: mm, versions, variant: data.params.v, trace: true }, chooser));
+  const settings = Object.fromEntries(
+    Object.entries(data.params)
+      .filter(([k]) => k.startsWith('t.'))
+      .map(([k, v]) => [k.slice(2), v]),
+  );
+  const cfg: RunConfig = { memoryModel: mm, versions, variant: data.params.v, settings, perturb: data.params.p === '1' };
+  const r = guard(() => runScenario(s, { ...cfg, trace: true }, chooser));
   if (chooser.remaining > 0) {
     throw new NondeterminismError(
       `the run ended with ${chooser.remaining} of the replay string's choices unused: the scenario does not behave as it did when the string was made`,
@@ -227,8 +245,16 @@ export function replayRun(s: Scenario, replay: string): RunResult {
 }
 
 /** Run once under a chooser for `hyrum run`, traced. */
-export function tracedRun(s: Scenario, memoryModel: MemoryModel, seed: number, given?: Versions, variant?: string): { result: RunResult; replay: string } {
-  const cfg: RunConfig = { memoryModel, versions: scenarioVersions(s, given), variant };
+export function tracedRun(
+  s: Scenario,
+  memoryModel: MemoryModel,
+  seed: number,
+  given?: Versions,
+  variant?: string,
+  settings?: Readonly<Record<string, string>>,
+  perturb?: boolean,
+): { result: RunResult; replay: string } {
+  const cfg: RunConfig = { memoryModel, versions: scenarioVersions(s, given), variant, settings, perturb };
   const r = guard(() => runScenario(s, { ...cfg, trace: true }, new RandomChooser(runSeed(seed, 0))));
   return { result: r, replay: encodeReplay({ params: replayParams(cfg), choices: r.log.values() }) };
 }

@@ -8,11 +8,13 @@
  */
 import { AddressSpace } from '../memory/address-space.ts';
 import { CHOICE_DATA } from '../engine/choice.ts';
+import { recordEvent } from '../engine/determinism.ts';
 import { atomic, type AtomicAction, type SimCode, type SimFunction } from '../engine/ops.ts';
 import { DONE, type SimThread } from '../engine/thread.ts';
 import { EINVAL } from './errno.ts';
 import { SIGCHLD } from './signal.ts';
 import { CLONE_NEWPID } from './syscalls.ts';
+import { newRseqState, rseqFork } from './rseq.ts';
 import { Pid, PidNamespace, Process, Task } from './task.ts';
 
 export const CLONE_VM = 0x100;
@@ -166,6 +168,7 @@ const FORK_END: AtomicAction<number> = {
     child.pidNsForChildren = f.pid.ns;
     child.sigmask = task.sigmask;
     setTids(task, child, f.flags, f.tids);
+    rseqFork(task, child, (f.flags & CLONE_VM) !== 0);
     if (f.flags & CLONE_VFORK) f.child.vforkParent = task;
     exitIfDone(child);
     return f.pid.in(task.ns);
@@ -248,6 +251,7 @@ class CloneFn implements AtomicAction<number> {
     child.pidNsForChildren = this.flags & CLONE_THREAD ? task.pidNsForChildren : pid.ns;
     child.sigmask = task.sigmask;
     setTids(task, child, this.flags, this.tids);
+    rseqFork(task, child, (this.flags & CLONE_VM) !== 0);
     if (this.flags & CLONE_VFORK && process !== task.process) process.vforkParent = task;
     exitIfDone(child);
     return pid.in(task.ns);
@@ -267,6 +271,9 @@ export function* clone(flags: number, fn: SimFunction, args: unknown[], tids: Cl
   if (pid > 0 && flags & CLONE_VFORK) yield atomic(VFORK_WAIT);
   return pid;
 }
+
+/** The determinism history's mark of an execve (any constant not used by the engine's own). */
+const EXECVE_EVENT = 0xe8ec;
 
 // ---- execve --------------------------------------------------------------------------------------
 
@@ -300,12 +307,16 @@ export function execve(fn: SimFunction, args: unknown[]): AtomicAction<number> {
       p.execed = true;
       p.vforkParent = null;
       task.clearChildTid = 0;
+      task.rseq = newRseqState(); // rseq_execve
       thread.frames.length = 0;
       thread.gen = fn(...args);
       thread.startFn = fn;
       thread.startArgs = args;
       if (thread.history !== null) thread.history = [];
       thread.opPending = false; // the new program starts afresh: nothing to record or replay
+      // ... but its operations must not be keyed like the old program's next ones in the
+      // determinism check (probes/fork-pid threadfork exec_from_secondary_thread).
+      recordEvent(thread, EXECVE_EVENT);
       return 0;
     },
     describe: () => `execve(${fn.name || 'program'})`,

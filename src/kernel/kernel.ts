@@ -10,6 +10,7 @@ import type { SimThread } from '../engine/thread.ts';
 import { EAGAIN, ENOMEM, ENOSPC } from './errno.ts';
 import type { KernelProfile } from './profile.ts';
 import { SIGCHLD, SIGKILL, ignoredByDefault, isCrashSignal, signalName, uncatchable } from './signal.ts';
+import { rseqReturnToUser } from './rseq.ts';
 import { Pid, PidNamespace, Process, Task } from './task.ts';
 
 /** PIDs of the scenario's first process start here, as on a booted system (init is 1). */
@@ -20,7 +21,20 @@ const RESERVED_PIDS = 300;
 /** Nesting limit of PID namespaces (include/linux/pid_namespace.h MAX_PID_NS_LEVEL). */
 export const MAX_PID_NS_LEVEL = 32;
 
+/** Boot-time settings of a kernel (command line, sysctl, debugfs). */
+export interface KernelSettings {
+  /** rseq debug mode (CONFIG_RSEQ_DEBUG_DEFAULT_ENABLE / rseq_debug=1). */
+  readonly rseqDebug?: boolean;
+  /**
+   * Let the explorer vary incidental behaviour within what is documented: the classic kernel's
+   * rewrite of rseq's cpu_id_start after a switch that kept the CPU may be left out.
+   */
+  readonly perturbIncidental?: boolean;
+}
+
 export class Kernel implements KernelHooks {
+  readonly rseqDebug: boolean;
+  readonly perturbIncidental: boolean;
   readonly rootNs = new PidNamespace(null, FIRST_USER_PID);
   /** The root namespace's init (PID 1): not simulated; it reaps every orphan at once. */
   readonly init: Process;
@@ -37,7 +51,10 @@ export class Kernel implements KernelHooks {
   constructor(
     readonly machine: Machine,
     readonly profile: KernelProfile,
+    settings: KernelSettings = {},
   ) {
+    this.rseqDebug = settings.rseqDebug ?? false;
+    this.perturbIncidental = settings.perturbIncidental ?? false;
     this.init = new Process(new Pid([1], this.rootNs), new AddressSpace(), null);
     this.rootNs.init = this.init;
     machine.kernel = this;
@@ -196,6 +213,20 @@ export class Kernel implements KernelHooks {
     if (p.parent === this.init || p.parent === null) this.reap(p);
   }
 
+  /**
+   * A zombie wait4 may reap. A namespace init is not one while another process of its namespace
+   * is unreaped: the dying init waits in zap_pid_ns_processes until only its own PID is left
+   * before exit_notify makes it a zombie (kernel/pid_namespace.c; probes/fork-pid pidns
+   * init_death: init_reapable_before_other_ns_members_reaped is false).
+   */
+  reapable(p: Process): boolean {
+    if (p.state !== 'zombie') return false;
+    const ns = p.pid.ns;
+    if (ns.init !== p) return true;
+    for (const t of this.tasks.values()) if (t.process !== p && t.pid.in(ns) !== 0 && t.process.state !== 'reaped') return false;
+    return true;
+  }
+
   /** Remove a zombie (release_task). */
   reap(p: Process): void {
     p.state = 'reaped';
@@ -289,10 +320,22 @@ export class Kernel implements KernelHooks {
     if (chosen) chosen.thread.interrupt = true;
   }
 
-  /** KernelHooks: deliver pending signals before the thread's next step (do_signal). */
+  /** KernelHooks: t returns to user space after a context switch (rseq's notify-resume work). */
+  beforeStep(t: SimThread): void {
+    if (!t.switchedOut) return;
+    t.switchedOut = false;
+    rseqReturnToUser(this, t, 'switch');
+  }
+
+  /** KernelHooks: deliver a membarrier IPI's rseq event and pending signals (do_signal). */
   interrupted(t: SimThread): void {
     const task = t.task as Task | null;
     if (!task || task.exited) return;
+    if (task.rseq.ipi) {
+      task.rseq.ipi = false;
+      rseqReturnToUser(this, t, 'ipi');
+      if (task.exited || t.state !== 0) return;
+    }
     const p = task.process;
     for (let sig = 1; sig < 32; sig++) {
       const bit = 1 << sig;
@@ -317,6 +360,9 @@ export class Kernel implements KernelHooks {
         return;
       }
       if (this.hasMorePending(task)) t.interrupt = true;
+      // rseq_signal_deliver: the section is aborted before the handler runs.
+      rseqReturnToUser(this, t, 'signal');
+      if (task.exited || t.state !== 0) return;
       this.machine.pushFrame(t, action as SimFunction, [sig]);
       return;
     }

@@ -1,3 +1,5 @@
+import type { RseqBehaviour } from './rseq.ts';
+
 /**
  * Kernel profiles: the behaviours that changed between Linux versions, as data. Each field
  * names the version and source that changed it; code reads the field, never a version number.
@@ -27,6 +29,18 @@ export interface KernelProfile {
   readonly madvWipeOnFork: boolean;
   /** Order in which fork copies pages: ascending as dup_mmap walks VMAs, or any order (explored). */
   readonly forkPageOrder: 'ascending' | 'any';
+  /**
+   * rseq's return-to-user behaviour (reference rseq.md 3.1), null before rseq (4.18):
+   * 'classic' up to 6.18; 'opt' 6.19 (Gleixner's rework: IDs written only when they change);
+   * 'fix' the 2026 series (P-revert + P-v2): 32-byte registrations get classic, longer ones opt.
+   */
+  readonly rseq: RseqBehaviour | null;
+  /** AT_RSEQ_FEATURE_SIZE: 28 for 6.3-6.19, 33 from 7.0 (P-33). */
+  readonly rseqFeatureSize: number;
+  /** AT_RSEQ_ALIGN: 32 before 7.0, 64 from 7.0 (P-33). */
+  readonly rseqAlign: number;
+  /** Registration reads rseq_cs and clears it (P-cs0, 2025; probes/rseq errors: EFAULT). */
+  readonly rseqClearCsOnRegister: boolean;
   readonly costs: CostModel;
 }
 
@@ -43,23 +57,29 @@ export const MEASURED_COSTS: CostModel = {
   cloneNs: 20_000,
 };
 
+const MODERN = {
+  unshareNewpidImpliesThread: false,
+  madvWipeOnFork: true,
+  forkPageOrder: 'ascending',
+  rseqClearCsOnRegister: true,
+  costs: MEASURED_COSTS,
+} as const;
+
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
   '3.8': {
+    ...MODERN,
     name: 'linux-3.8',
     version: '3.8',
     unshareNewpidImpliesThread: true,
     madvWipeOnFork: false,
-    forkPageOrder: 'ascending',
-    costs: MEASURED_COSTS,
+    rseq: null,
+    rseqFeatureSize: 0,
+    rseqAlign: 0,
+    rseqClearCsOnRegister: false,
   },
-  '6.18': {
-    name: 'linux-6.18',
-    version: '6.18',
-    unshareNewpidImpliesThread: false,
-    madvWipeOnFork: true,
-    forkPageOrder: 'ascending',
-    costs: MEASURED_COSTS,
-  },
+  '6.18': { ...MODERN, name: 'linux-6.18', version: '6.18', rseq: 'classic', rseqFeatureSize: 28, rseqAlign: 32 },
+  '6.19': { ...MODERN, name: 'linux-6.19', version: '6.19', rseq: 'opt', rseqFeatureSize: 28, rseqAlign: 32 },
+  '7.1': { ...MODERN, name: 'linux-7.1', version: '7.1', rseq: 'fix', rseqFeatureSize: 33, rseqAlign: 64 },
 };
 
 export const DEFAULT_KERNEL = '6.18';

@@ -18,6 +18,8 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
+/** No special treatment: changes no flag the model has, but checks the range like any advice. */
+export const MADV_NORMAL = 0;
 export const MADV_DONTFORK = 10;
 export const MADV_DOFORK = 11;
 export const MADV_WIPEONFORK = 18;
@@ -123,7 +125,7 @@ export const wait4 = (pid: number, statusAddr = 0, options = 0): Op =>
         const p = task.process;
         const matching = [...p.children].filter((c) => pid === -1 || c.pid.in(task.ns) === pid);
         if (matching.length === 0) return -ECHILD;
-        const z = matching.find((c) => c.state === 'zombie');
+        const z = matching.find((c) => k.reapable(c));
         if (!z) return 0;
         if (statusAddr !== 0) p.mm.store(statusAddr, 4, z.waitStatus);
         const nr = z.pid.in(task.ns);
@@ -133,7 +135,7 @@ export const wait4 = (pid: number, statusAddr = 0, options = 0): Op =>
       (task) => {
         if (options & WNOHANG) return true;
         const kids = [...task.process.children].filter((c) => pid === -1 || c.pid.in(task.ns) === pid);
-        return kids.length === 0 || kids.some((c) => c.state === 'zombie');
+        return kids.length === 0 || kids.some((c) => task.kernel.reapable(c));
       },
       `${pid}, 0x${statusAddr.toString(16)}, ${options}`,
     ),
@@ -297,7 +299,8 @@ export const madvise = (addr: number, len: number, advice: number): Op =>
       (k, task) => {
         const mm = task.process.mm;
         if (addr % PAGE_SIZE !== 0) return -EINVAL;
-        const known = [MADV_DONTFORK, MADV_DOFORK, MADV_KEEPONFORK, ...(k.profile.madvWipeOnFork ? [MADV_WIPEONFORK] : [])];
+        // MADV_NORMAL: probes/fork-pid wipeonfork dontfork (ENOMEM on a range not inherited).
+        const known = [MADV_NORMAL, MADV_DONTFORK, MADV_DOFORK, MADV_KEEPONFORK, ...(k.profile.madvWipeOnFork ? [MADV_WIPEONFORK] : [])];
         if (!known.includes(advice)) return -EINVAL;
         if (len === 0) return 0;
         const end = addr + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;

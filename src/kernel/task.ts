@@ -7,6 +7,7 @@ import type { AddressSpace } from '../memory/address-space.ts';
 import type { SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
 import type { Kernel } from './kernel.ts';
+import { newRseqState, type RseqTaskState } from './rseq.ts';
 
 /**
  * A PID namespace (kernel/pid_namespace.c). PIDs are allocated per level, cyclically from the
@@ -64,6 +65,8 @@ export class Process {
   vforkParent: Task | null = null;
   /** True once the process has exec'd (a vfork child releases its parent then). */
   execed = false;
+  /** membarrier(REGISTER_PRIVATE_EXPEDITED_RSEQ) was called. */
+  membarrierRseq = false;
 
   constructor(
     readonly pid: Pid,
@@ -93,6 +96,8 @@ export class Task {
   fork: ForkState | null = null;
   /** The thread pointer (%fs base): set by CLONE_SETTLS, inherited by fork. */
   tls = 0;
+  /** The rseq registration and pending events (kernel/rseq.c). */
+  rseq: RseqTaskState = newRseqState();
   /** The kernel this task runs on (set by Kernel.attach). */
   kernel!: Kernel;
 

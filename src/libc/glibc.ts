@@ -6,6 +6,7 @@
  */
 import { atomic, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
+import { ProcessAbort } from '../engine/errors.ts';
 import { clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_THREAD, CLONE_VFORK, CLONE_VM, forkLike, PTHREAD_CLONE_FLAGS, THREAD_SELF } from '../kernel/clone.ts';
 import { EINVAL } from '../kernel/errno.ts';
 import { SIGCHLD } from '../kernel/signal.ts';
@@ -17,6 +18,7 @@ import type { Setup } from '../scenario/memory-view.ts';
 import { lllLock, lllUnlock } from './lowlevellock.ts';
 import type { GlibcProfile } from './profile.ts';
 import { PD, StackCache } from './stack-cache.ts';
+import { AT_RSEQ_ALIGN, AT_RSEQ_FEATURE_SIZE, auxv, registerAtStartup, RSEQ, RSEQ_CPU_ID_REGISTRATION_FAILED, RSEQ_CPU_ID_UNINITIALIZED, RSEQ_SIG, sysRseq } from '../kernel/rseq.ts';
 
 /** The main program's text, where its functions get addresses (x86-64 non-PIE base). */
 export const PROGRAM_TEXT = 0x400000;
@@ -43,7 +45,21 @@ export class Glibc {
   private mainPds: number[] = [];
   private layoutDone = false;
 
-  constructor(readonly profile: GlibcProfile) {}
+  /** glibc.pthread.rseq (GLIBC_TUNABLES): 0 leaves rseq to the application. */
+  readonly rseqTunable: boolean;
+  /** __rseq_offset, __rseq_size and the registration length, fixed at process start. */
+  rseqOffset = 0;
+  rseqSize = 0;
+  private rseqRegLen = 0;
+
+  constructor(
+    readonly profile: GlibcProfile,
+    tunables: Readonly<Record<string, string>> = {},
+  ) {
+    const rseq = tunables['glibc.pthread.rseq'];
+    if (rseq !== undefined && rseq !== '0' && rseq !== '1') throw new Error(`glibc.pthread.rseq must be 0 or 1, not '${rseq}'`);
+    this.rseqTunable = rseq !== '0';
+  }
 
   /** The stack cache model (its globals' addresses and operations). */
   get stacks(): StackCache {
@@ -83,7 +99,8 @@ export class Glibc {
     m.write32(base + 0x48, 1);
     // Descriptors of the initial threads (the main thread's lives in static TLS).
     const pds = m.alloc(PAGE_SIZE, PAGE_SIZE);
-    this.mainPds = [0, 1, 2, 3].map((i) => pds + i * PD.SIZE);
+    // One slot of room below each: 2.41+ puts the rseq area before the TCB.
+    this.mainPds = [1, 2, 3, 4].map((i) => pds + i * 2 * PD.SIZE);
     m.map(PROGRAM_TEXT, PAGE_SIZE, PROT_READ | PROT_EXEC);
     this.layoutDone = true;
   }
@@ -110,6 +127,56 @@ export class Glibc {
       mem.storePtr(su, pd);
     });
     if (threads.length > 1) mem.store(this.stacks.g.nthreads, 4, threads.length);
+    this.initRseq(mem, threads);
+  }
+
+  /**
+   * rseq at process start (sysdeps/nptl/dl-tls_init_tp.c, rseq-internal.h): the area's place
+   * and size by version, the tunable, and the initial threads' registration. Failure or the
+   * tunable off leave cpu_id = RSEQ_CPU_ID_REGISTRATION_FAILED and __rseq_size = 0.
+   */
+  private initRseq(mem: AddressSpace, threads: readonly SimThread[]): void {
+    const r = this.profile.rseq;
+    if (r === null) return;
+    const k = (threads[0]!.task as Task).kernel;
+    const feature = Math.max(auxv(k, AT_RSEQ_FEATURE_SIZE), 20);
+    const align = Math.max(auxv(k, AT_RSEQ_ALIGN), 32);
+    if (r.placement === 'pthread') this.rseqOffset = PD.RSEQ;
+    else this.rseqOffset = -Math.ceil(Math.max(feature, 32) / align) * align;
+    const size = r.size === 'auxv' ? feature : r.size;
+    this.rseqRegLen = r.regLen === 'auxv' ? Math.max(feature, 32) : 32;
+    const enabled = this.rseqTunable && k.profile.rseq !== null;
+    this.rseqSize = enabled ? size : 0;
+    for (const t of threads) {
+      const task = t.task as Task;
+      const area = task.tls + this.rseqOffset;
+      if (enabled) registerAtStartup(t, task, area, this.rseqRegLen, RSEQ_SIG);
+      else mem.store(area + RSEQ.CPU_ID, 4, RSEQ_CPU_ID_REGISTRATION_FAILED >>> 0);
+    }
+  }
+
+  /**
+   * start_thread's registration (nptl/pthread_create.c): a new thread registers iff its creator
+   * is registered (cpu_id >= 0); otherwise its cpu_id says REGISTRATION_FAILED. A failure after a
+   * registered creator is fatal ("Fatal glibc error: rseq registration failed").
+   */
+  *registerThreadRseq(pd: number, creatorRegistered: boolean): SimCode {
+    if (this.profile.rseq === null) return;
+    const area = pd + this.rseqOffset;
+    if (!creatorRegistered) {
+      yield store32(area + RSEQ.CPU_ID, RSEQ_CPU_ID_REGISTRATION_FAILED >>> 0);
+      return;
+    }
+    yield store32(area + RSEQ.CPU_ID, RSEQ_CPU_ID_UNINITIALIZED >>> 0);
+    const r: number = yield sysRseq(area, this.rseqRegLen, 0, RSEQ_SIG);
+    if (r !== 0) throw new GlibcFatal('Fatal glibc error: rseq registration failed');
+  }
+
+  /** Whether the calling thread's glibc rseq area is registered (cpu_id >= 0). */
+  *rseqRegistered(): SimCode<boolean> {
+    if (this.profile.rseq === null) return false;
+    const self: number = yield* this.self();
+    return ((yield load32(self + this.rseqOffset + RSEQ.CPU_ID)) as number | 0) >= 0;
   }
 
   // ---- code: function pointers ---------------------------------------------------------------
@@ -240,7 +307,8 @@ export class Glibc {
     const selfPid: number = this.profile.pidCache ? yield load32(self + PD.PID) : 0;
     const pd: number = yield* this.stacks.allocateStack(selfPid);
     if (pd < 0) return pd;
-    const tid: number = yield* clone(PTHREAD_CLONE_FLAGS, startThread, [pd, fn, arg], { ptid: pd + PD.TID, ctid: pd + PD.TID, tls: pd });
+    const registered: boolean = yield* this.rseqRegistered();
+    const tid: number = yield* clone(PTHREAD_CLONE_FLAGS, startThread, [this, pd, fn, arg, registered], { ptid: pd + PD.TID, ctid: pd + PD.TID, tls: pd });
     if (tid < 0) {
       yield* this.stacks.deallocateStack(pd);
       return tid;
@@ -347,8 +415,20 @@ export class Glibc {
   }
 }
 
-/** start_thread (nptl/pthread_create.c): run the function, keep its result, exit the thread. */
-function* startThread(pd: number, fn: SimFunction<[number], unknown>, arg: number): SimCode {
+/** A __libc_fatal: glibc prints the message and aborts the process. */
+export class GlibcFatal extends ProcessAbort {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GlibcFatal';
+  }
+}
+
+/**
+ * start_thread (nptl/pthread_create.c): register rseq as the creator was, run the function,
+ * keep its result, exit the thread. glibc never unregisters: the kernel stops at thread exit.
+ */
+function* startThread(libc: Glibc, pd: number, fn: SimFunction<[number], unknown>, arg: number, registered: boolean): SimCode {
+  yield* libc.registerThreadRseq(pd, registered);
   const r = yield* fn(arg);
   yield storePtr(pd + PD.RESULT, typeof r === 'number' ? r : 0);
   yield sysExit(0);

@@ -20,14 +20,31 @@ export interface GlibcProfile {
    * head->next->prev, write barrier, head->next (2009-01-08 "Initialize new element first").
    */
   readonly listAdd: 'legacy' | 'init-first';
+  /**
+   * rseq registration of every thread (reference rseq.md 4), null before 2.35:
+   * - regLen: the length passed to rseq(2): 32, or 'auxv' = max(AT_RSEQ_FEATURE_SIZE, 20)
+   *   rounded as 2.41's dl-parse_auxv.h does (at least 32);
+   * - size: what __rseq_size says on success: 32 (2.35-2.39), 20 (2.40: "the size of the
+   *   active rseq area", NEWS), or 'auxv' (2.41+);
+   * - placement: in struct pthread (2.35-2.40) or before the TCB in the extra TLS block (2.41+).
+   */
+  readonly rseq: { readonly regLen: 32 | 'auxv'; readonly size: 32 | 20 | 'auxv'; readonly placement: 'pthread' | 'before-tcb' } | null;
 }
 
+const MODERN = { pidCache: false, inFlightStack: true, listAdd: 'init-first' } as const;
+
 export const GLIBC_PROFILES: Readonly<Record<string, GlibcProfile>> = {
-  '2.9': { version: '2.9', pidCache: true, inFlightStack: false, listAdd: 'legacy' },
-  '2.10': { version: '2.10', pidCache: true, inFlightStack: true, listAdd: 'init-first' },
-  '2.24': { version: '2.24', pidCache: true, inFlightStack: true, listAdd: 'init-first' },
-  '2.25': { version: '2.25', pidCache: false, inFlightStack: true, listAdd: 'init-first' },
-  '2.36': { version: '2.36', pidCache: false, inFlightStack: true, listAdd: 'init-first' },
+  '2.9': { version: '2.9', pidCache: true, inFlightStack: false, listAdd: 'legacy', rseq: null },
+  '2.10': { version: '2.10', pidCache: true, inFlightStack: true, listAdd: 'init-first', rseq: null },
+  '2.24': { version: '2.24', pidCache: true, inFlightStack: true, listAdd: 'init-first', rseq: null },
+  '2.25': { ...MODERN, version: '2.25', rseq: null },
+  '2.34': { ...MODERN, version: '2.34', rseq: null },
+  '2.35': { ...MODERN, version: '2.35', rseq: { regLen: 32, size: 32, placement: 'pthread' } },
+  // This machine's Debian 2.36-9+deb12u14 carries the 2.40 __rseq_size change (probes/rseq
+  // state: __rseq_size 20, registration length 32); upstream 2.36 said 32.
+  '2.36': { ...MODERN, version: '2.36', rseq: { regLen: 32, size: 20, placement: 'pthread' } },
+  '2.40': { ...MODERN, version: '2.40', rseq: { regLen: 32, size: 20, placement: 'pthread' } },
+  '2.41': { ...MODERN, version: '2.41', rseq: { regLen: 'auxv', size: 'auxv', placement: 'before-tcb' } },
 };
 
 /** This machine's glibc (Debian 2.36-9+deb12u14). */

@@ -22,6 +22,10 @@ export interface Expectation {
   readonly versions?: Versions;
   /** Which of the scenario's variants (see Scenario.variants). */
   readonly variant?: string;
+  /** Settings for this line (see Scenario.settings). */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Vary incidental kernel behaviour (see CheckOptions.perturb). */
+  readonly perturb?: boolean;
   readonly strategy?: StrategyName;
   readonly runs?: number;
   /** For dfs: at most this many preemptions per run (omit for no bound). */
@@ -49,6 +53,11 @@ export interface Scenario<C = any> {
   readonly glibc?: boolean;
   /** Versions when the command line names none. */
   readonly versions?: Versions;
+  /**
+   * Tunables and kernel settings: `glibc.pthread.rseq` (0 or 1), `rseq_debug` (0 or 1).
+   * The command line's --set wins.
+   */
+  readonly settings?: Readonly<Record<string, string>>;
   /**
    * Named variants of the scenario (cases of a table); setup receives the chosen one (the
    * first when none is named).

@@ -24,6 +24,10 @@ export interface RunConfig {
   readonly versions?: Versions;
   /** The scenario variant (its first when absent). */
   readonly variant?: string;
+  /** Tunables and kernel settings (--set name=value), over the scenario's own. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** Let the kernel vary incidental behaviour within the documented ABI (--perturb). */
+  readonly perturb?: boolean;
   readonly trace?: boolean;
   readonly determinism?: DeterminismLog | null;
 }
@@ -78,8 +82,11 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
     },
     chooser,
   );
-  const kernel = withKernel ? new Kernel(m, kernelProfile(versions.kernel)) : null;
-  const glibc = s.glibc ? new Glibc(glibcProfile(versions.glibc)) : null;
+  const settings = { ...s.settings, ...cfg.settings };
+  const kernel = withKernel
+    ? new Kernel(m, kernelProfile(versions.kernel), { rseqDebug: settings.rseq_debug === '1', perturbIncidental: cfg.perturb })
+    : null;
+  const glibc = s.glibc ? new Glibc(glibcProfile(versions.glibc), settings) : null;
   const setup = new Setup(m.mem, kernel, glibc);
   const view = new MemoryView(m.mem);
   glibc?.layOut(setup);

@@ -23,6 +23,8 @@ describe('the scenario catalogue', async () => {
           memoryModel: e.memoryModel ?? s.memoryModel ?? 'sc',
           versions: e.versions,
           variant: e.variant,
+          settings: e.settings,
+          perturb: e.perturb,
           runs: e.runs,
           seed: e.seed,
           preemptionBound: e.preemptionBound,
