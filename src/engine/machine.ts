@@ -55,7 +55,7 @@ export interface MachineOptions {
 
 /** What an attached kernel model wants to hear from the machine. */
 export interface KernelHooks {
-  /** t is about to take a step on its CPU (return to user space after a switch, if switchedOut). */
+  /** t, marked switchedOut, is about to take a step: it returns to user space after a switch. */
   beforeStep?(t: SimThread): void;
   /** A thread's code returned (or it called exit): the task exits. */
   threadExited(t: SimThread): void;
@@ -207,9 +207,10 @@ export class Machine {
    * so there are no choices to make while it does plain loads and stores.
    */
   private runAlone(t: SimThread): void {
+    if (this.onCpu[t.cpu] !== t) this.contextSwitch(t, this.onCpu[t.cpu]);
     do {
       this.stepCount++;
-      this.stepThread(t, true);
+      this.stepOnCpu(t, true);
     } while (this.verdict === null && t.state === RUNNING && t.op <= OP_STORE && t.size <= 4 && !t.interrupt);
   }
 
@@ -217,7 +218,16 @@ export class Machine {
   private stepThread(t: SimThread, plain: boolean): void {
     const onCpu = this.onCpu[t.cpu];
     if (onCpu !== t) this.contextSwitch(t, onCpu);
+    this.stepOnCpu(t, plain);
+  }
+
+  /** stepThread for a thread already on its CPU. */
+  private stepOnCpu(t: SimThread, plain: boolean): void {
     this.last = t;
+    if (t.switchedOut && this.kernel !== null) {
+      this.kernel.beforeStep?.(t);
+      if (t.state !== RUNNING || this.verdict !== null) return;
+    }
     if (t.interrupt) {
       t.interrupt = false;
       this.kernel?.interrupted(t);
@@ -324,7 +334,6 @@ export class Machine {
   private contextSwitch(t: SimThread, prev: SimThread | undefined): void {
     if (prev !== undefined && prev.state === RUNNING) prev.switchedOut = true;
     this.onCpu[t.cpu] = t;
-    if (this.kernel?.beforeStep) this.kernel.beforeStep(t);
   }
 
   /** Move t to another CPU (sched_setaffinity, a migration). */

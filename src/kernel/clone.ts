@@ -89,9 +89,9 @@ function setTids(task: Task, child: Task, flags: number, tids: CloneTids): void 
 }
 
 /**
- * A child whose code returned before its first operation finished while its thread was being
- * made, before its task existed: it exits now (a clone child `return 0`, as the noop_fn of
- * probes/fork-pid clone_vm settid, else never became a zombie and its parent's wait4 hung).
+ * A child whose code returns without performing an operation has already finished when its task
+ * is attached, so the kernel never saw it exit: it exits now. (probes/fork-pid clone_vm settid:
+ * a clone child running `return 0` never became a zombie and its parent's wait4 hung.)
  */
 function exitIfDone(child: Task): void {
   if (child.thread.state === DONE) child.kernel.threadExited(child.thread);

@@ -99,8 +99,8 @@ export class Glibc {
     m.write32(base + 0x48, 1);
     // Descriptors of the initial threads (the main thread's lives in static TLS).
     const pds = m.alloc(PAGE_SIZE, PAGE_SIZE);
-    // One slot of room below each: 2.41+ puts the rseq area before the TCB.
-    this.mainPds = [1, 2, 3, 4].map((i) => pds + i * 2 * PD.SIZE);
+    // Room below each: 2.41+ puts the rseq area before the TCB, TCMalloc its TLS block further down.
+    this.mainPds = [1, 2, 3, 4].map((i) => pds + i * 4 * PD.SIZE);
     m.map(PROGRAM_TEXT, PAGE_SIZE, PROT_READ | PROT_EXEC);
     this.layoutDone = true;
   }
@@ -176,7 +176,8 @@ export class Glibc {
   *rseqRegistered(): SimCode<boolean> {
     if (this.profile.rseq === null) return false;
     const self: number = yield* this.self();
-    return ((yield load32(self + this.rseqOffset + RSEQ.CPU_ID)) as number | 0) >= 0;
+    const cpuId: number = yield load32(self + this.rseqOffset + RSEQ.CPU_ID);
+    return (cpuId | 0) >= 0;
   }
 
   // ---- code: function pointers ---------------------------------------------------------------
