@@ -7,8 +7,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { InternalError, UsageError } from '../engine/errors.ts';
 import { check, replayRun, tracedRun, type CheckOptions, type CheckResult } from '../explore/explorer.ts';
 import { parseMemoryModel, type MemoryModel } from '../memory/model.ts';
-import { formatCheck, formatTrace, formatVerdict } from '../report/text.ts';
-import { checkToJson, runToJson } from '../report/json.ts';
+import { formatCheck, formatMatrix, formatTrace, formatVerdict } from '../report/text.ts';
+import { checkToJson, matrixToJson, runToJson } from '../report/json.ts';
+import { runMatrix } from '../explore/matrix.ts';
 import type { Scenario, StrategyName, Versions } from '../scenario/define.ts';
 import { KERNEL_PROFILES } from '../kernel/profile.ts';
 import { GLIBC_PROFILES } from '../libc/profile.ts';
@@ -157,6 +158,47 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('matrix')
+    .description('check a scenario over the product of kernel, glibc and settings values')
+    .argument('<file>', 'scenario file (.ts)')
+    .option('--kernel <versions>', 'kernel profiles, comma-separated (e.g. 6.18,6.19,7.1)')
+    .option('--glibc <versions>', 'glibc profiles, comma-separated (e.g. 2.34,2.35,2.41)')
+    .option('--set <name=values>', 'a setting and its values, comma-separated (repeatable): glibc.pthread.rseq=0,1', collectSetting, {})
+    .addOption(new Option('--strategy <s>', 'exploration strategy').choices(['random', 'pct', 'dfs']).default('pct'))
+    .option('--runs <n>', 'at most this many runs per cell', intArg('runs', 1), 2000)
+    .option('--seed <n>', 'seed for random and pct', intArg('seed', 0), 1)
+    .addOption(new Option('--memory-model <m>', 'sc, tso or pso').argParser(modelArg))
+    .option('--variant <name>', "one of the scenario's variants")
+    .option('--preemption-bound <b>', 'dfs: at most this many preemptions per run', intArg('preemption-bound', 0))
+    .option('--perturb', 'vary incidental kernel behaviour within the documented ABI')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: CliMatrix) => {
+      const s = await loadScenario(file);
+      const list = (v?: string) => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter(Boolean));
+      const kernel = list(o.kernel);
+      const glibc = list(o.glibc);
+      versionsOf({ kernel: kernel?.[0], glibc: glibc?.[0] });
+      for (const k of kernel ?? []) versionsOf({ kernel: k });
+      for (const g of glibc ?? []) versionsOf({ glibc: g });
+      const settings = Object.fromEntries(Object.entries(o.set).map(([k, v]) => [k, list(v) ?? []]));
+      const cells = runMatrix(
+        s,
+        { kernel, glibc, settings },
+        {
+          strategy: o.strategy,
+          memoryModel: memoryModelOf(s, o.memoryModel),
+          runs: o.runs,
+          seed: o.seed,
+          variant: o.variant,
+          preemptionBound: o.preemptionBound,
+          perturb: o.perturb,
+        },
+      );
+      print(!!o.json, matrixToJson(cells), formatMatrix(cells, rel(file)));
+      setExit(cells.some((c) => c.result.finding) ? EXIT_FINDING : EXIT_OK);
+    });
+
+  program
     .command('list')
     .description("list the scenario catalogue")
     .option('--json', 'print JSON')
@@ -197,6 +239,20 @@ export function collectSetting(v: string, acc: Record<string, string>): Record<s
   const eq = v.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError('expected name=value');
   return { ...acc, [v.slice(0, eq)]: v.slice(eq + 1) };
+}
+
+interface CliMatrix {
+  kernel?: string;
+  glibc?: string;
+  set: Record<string, string>;
+  strategy: StrategyName;
+  runs: number;
+  seed: number;
+  memoryModel?: MemoryModel;
+  variant?: string;
+  preemptionBound?: number;
+  perturb?: boolean;
+  json?: boolean;
 }
 
 interface CliRun {

@@ -5,6 +5,7 @@ import { formatSite } from '../engine/source.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { CheckResult } from '../explore/explorer.ts';
+import type { MatrixCell } from '../explore/matrix.ts';
 import type { Scenario } from '../scenario/define.ts';
 import type { RunResult } from '../scenario/run.ts';
 
@@ -41,4 +42,8 @@ export function checkToJson(r: CheckResult) {
 
 export function runToJson(s: Scenario, r: RunResult, replay: string) {
   return { scenario: s.name, verdict: verdictJson(r.verdict), steps: r.steps, outcome: r.outcome, replay, trace: traceJson(r.trace) };
+}
+
+export function matrixToJson(cells: readonly MatrixCell[]) {
+  return cells.map((c) => ({ kernel: c.kernel, glibc: c.glibc, settings: c.settings, ...checkToJson(c.result) }));
 }

@@ -5,6 +5,7 @@ import { formatSite } from '../engine/source.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { CheckResult } from '../explore/explorer.ts';
+import type { MatrixCell } from '../explore/matrix.ts';
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
@@ -54,4 +55,22 @@ export function formatCheck(r: CheckResult, file: string): string {
     '',
     formatTrace(f.trace),
   ].join('\n');
+}
+
+/** A matrix as a table: one row per cell, its verdict, and the replay string of a finding. */
+export function formatMatrix(cells: readonly MatrixCell[], file: string): string {
+  const label = (c: MatrixCell) =>
+    [c.kernel && `kernel ${c.kernel}`, c.glibc && `glibc ${c.glibc}`, ...Object.entries(c.settings).map(([k, v]) => `${k}=${v}`)]
+      .filter(Boolean)
+      .join(', ');
+  const w = Math.max(10, ...cells.map((c) => label(c).length));
+  const lines = [`${pad('versions', w + 2)}${pad('verdict', 12)}${pad('runs', 8)}replay`];
+  for (const c of cells) {
+    const f = c.result.finding;
+    lines.push(
+      `${pad(label(c), w + 2)}${pad(f ? f.verdict.kind : 'none', 12)}${pad(String(c.result.runs), 8)}${f ? `hyrum replay ${file} ${f.replay}` : ''}`,
+    );
+  }
+  const first = cells[0]?.result;
+  return `${first?.scenario ?? ''}: ${first?.strategy ?? ''}, memory model ${first?.memoryModel ?? ''}\n${lines.join('\n')}`;
 }
