@@ -13,8 +13,11 @@ import type { CaseFacts, Facts } from './scenarios/common.ts';
 export const VERSIONS = { kernel: '6.18', glibc: '2.36' } as const;
 const RUNS = 10;
 
-/** How a probe case is computed in the model. */
-export type ModelCase = () => Facts;
+/**
+ * How a probe case is computed in the model, given the real line for the few cases whose
+ * starting conditions depend on the machine (the PID namespace level the probes start in).
+ */
+export type ModelCase = (real: Readonly<Record<string, unknown>>) => Facts;
 
 const memo = new WeakMap<Scenario, unknown>();
 

@@ -1,14 +1,24 @@
 /**
- * probes/fork-pid/vfork.c: a vfork child shares the parent's memory and TCB, the parent resumes
- * only once the child has exited, and NPTL's vfork runs no pthread_atfork handlers. Not
- * modelled: released_by_exec and other_threads_run (their probe facts are timings),
- * signal_deferred.
+ * probes/fork-pid/vfork.c: a vfork child shares the parent's memory and TCB, only the calling
+ * thread waits until the child has exited, a signal to the parent is handled after that, and
+ * NPTL's vfork runs no pthread_atfork handlers. The probe's sleeps become bounded spins. Not
+ * modelled: released_by_exec (its facts are timings of a real execve of /bin/sleep).
  */
 import { load32, store32, type SimCode } from '../../../src/engine/ops.ts';
-import { exitGroup, getpid, getppid, gettid, wait4, WNOHANG } from '../../../src/kernel/syscalls.ts';
+import { SIGUSR1 } from '../../../src/kernel/signal.ts';
+import { exitGroup, getpid, getppid, gettid, kill, sigaction, wait4, WNOHANG } from '../../../src/kernel/syscalls.ts';
 import type { Setup } from '../../../src/scenario/memory-view.ts';
 import { factsOf, type ModelCase } from '../model.ts';
 import { factsScenario, loadInt, storeInt, waitStatus, type Ctx, type Facts } from './common.ts';
+
+function* increment(addr: number): SimCode {
+  yield store32(addr, ((yield load32(addr)) as number) + 1);
+}
+
+/** The probe's usleep in a vfork child: a few hundred steps in which others may run. */
+function* pauseSteps(addr: number): SimCode {
+  for (let i = 0; i < 300; i++) yield load32(addr);
+}
 
 interface SharedCtx extends Ctx {
   /** Ordinary private data: the vfork child writes the parent's own memory. */
@@ -42,13 +52,61 @@ function* sharedMemory(ctx: SharedCtx): SimCode<Facts> {
   };
 }
 
+function sharedSetup(m: Setup, base: Ctx): SharedCtx {
+  return { ...base, v: { pid: m.alloc(4), ppid: m.alloc(4), tid: m.alloc(4), cached: m.alloc(4), written: m.alloc(4) } };
+}
+
+interface FlagsCtx extends Ctx {
+  readonly counter: number;
+  readonly stop: number;
+  readonly seenBefore: number;
+  readonly seenAfter: number;
+}
+
+function* spin(ctx: FlagsCtx): SimCode<number> {
+  while ((yield load32(ctx.stop)) === 0) yield* increment(ctx.counter);
+  return 0;
+}
+
+function* otherThreadsRun(ctx: FlagsCtx): SimCode<Facts> {
+  const t: number = yield* ctx.libc.pthreadCreate(() => spin(ctx), 0);
+  const r: number = yield* ctx.libc.vfork();
+  if (r === 0) {
+    yield store32(ctx.seenBefore, (yield load32(ctx.counter)) as number);
+    yield* pauseSteps(ctx.counter);
+    yield store32(ctx.seenAfter, (yield load32(ctx.counter)) as number);
+    yield exitGroup(0);
+  }
+  yield store32(ctx.stop, 1);
+  yield* ctx.libc.pthreadJoin(t);
+  yield wait4(r, 0, 0);
+  return { sibling_thread_progressed_during_vfork: (yield* loadInt(ctx.seenAfter)) > (yield* loadInt(ctx.seenBefore)) };
+}
+
+function* signalDeferred(ctx: FlagsCtx): SimCode<Facts> {
+  const seen = ctx.counter;
+  yield sigaction(SIGUSR1, function* onUsr1() {
+    yield store32(seen, 1);
+  });
+  const r: number = yield* ctx.libc.vfork();
+  if (r === 0) {
+    yield kill((yield getppid()) as number, SIGUSR1);
+    yield* pauseSteps(seen);
+    yield store32(ctx.seenBefore, (yield load32(seen)) as number);
+    yield exitGroup(0);
+  }
+  const after: number = yield load32(seen);
+  yield wait4(r, 0, 0);
+  return { handler_ran_while_child_alive: (yield* loadInt(ctx.seenBefore)) === 1, handler_ran_after_vfork_returned: after === 1 };
+}
+
+function flagsSetup(m: Setup, base: Ctx): FlagsCtx {
+  return { ...base, counter: m.alloc(4), stop: m.alloc(4), seenBefore: m.alloc(4), seenAfter: m.alloc(4) };
+}
+
 interface AtforkCtx extends Ctx {
   readonly runs: { prepare: number; parent: number; child: number };
   readonly handlers: Record<'prepare' | 'parent' | 'child', number>;
-}
-
-function* increment(addr: number): SimCode {
-  yield store32(addr, ((yield load32(addr)) as number) + 1);
 }
 
 function* atforkNotRun(ctx: AtforkCtx): SimCode<Facts> {
@@ -82,11 +140,9 @@ function atforkSetup(m: Setup, base: Ctx): AtforkCtx {
   return { ...base, runs, handlers };
 }
 
-function sharedSetup(m: Setup, base: Ctx): SharedCtx {
-  return { ...base, v: { pid: m.alloc(4), ppid: m.alloc(4), tid: m.alloc(4), cached: m.alloc(4), written: m.alloc(4) } };
-}
-
 export const vforkCases: Record<string, ModelCase> = {
   shared_memory: factsOf(factsScenario('vfork shared_memory', sharedMemory, sharedSetup)),
+  other_threads_run: factsOf(factsScenario('vfork other_threads_run', otherThreadsRun, flagsSetup)),
+  signal_deferred: factsOf(factsScenario('vfork signal_deferred', signalDeferred, flagsSetup)),
   atfork_not_run: factsOf(factsScenario('vfork atfork_not_run', atforkNotRun, atforkSetup)),
 };
