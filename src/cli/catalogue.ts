@@ -18,6 +18,8 @@ export interface CatalogueRow {
   readonly ms: number;
   readonly ok: boolean;
   readonly replay?: string;
+  /** Final-state outcomes seen (scenarios that report one). */
+  readonly outcomes: readonly string[];
   /** Simulated time and system calls of the first run (scenarios with a kernel). */
   readonly simNs?: number;
   readonly syscalls?: number;
@@ -58,6 +60,7 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
         ms: Math.round(r.elapsedMs),
         ok: found === e.verdict,
         replay: r.finding?.replay,
+        outcomes: [...r.outcomes.keys()],
         simNs: r.cost?.simNs,
         syscalls: r.cost?.syscalls,
       };
@@ -74,6 +77,6 @@ export async function runCatalogue(json: boolean): Promise<boolean> {
 function printRow(r: CatalogueRow): void {
   const mark = r.ok ? 'ok  ' : 'FAIL';
   process.stdout.write(
-    `${mark} ${r.scenario.padEnd(36)} ${r.memoryModel.padEnd(4)} ${r.versions.padEnd(24)} ${r.strategy.padEnd(40)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms${r.simNs !== undefined ? `  sim ${(r.simNs / 1000).toFixed(1)} us, ${r.syscalls} syscalls` : ''}\n`,
+    `${mark} ${r.scenario.padEnd(36)} ${r.memoryModel.padEnd(4)} ${r.versions.padEnd(24)} ${r.strategy.padEnd(40)} expected ${r.expected.padEnd(10)} found ${r.found.padEnd(10)} ${String(r.runs).padStart(7)} runs ${String(r.ms).padStart(6)} ms${r.simNs !== undefined ? `  sim ${(r.simNs / 1000).toFixed(1)} us, ${r.syscalls} syscalls` : ''}${r.outcomes.length > 0 && r.outcomes.length <= 2 ? `  [${r.outcomes.join(' | ')}]` : ''}\n`,
   );
 }

@@ -44,6 +44,7 @@ export class Glibc {
   private readonly libraries: Library[] = [];
   private mainPds: number[] = [];
   private layoutDone = false;
+  private firstTask: Task | null = null;
 
   /** glibc.pthread.rseq (GLIBC_TUNABLES): 0 leaves rseq to the application. */
   readonly rseqTunable: boolean;
@@ -110,6 +111,7 @@ export class Glibc {
    * their thread pointers, as __libc_setup_tls and __pthread_initialize_minimal do.
    */
   initProcess(mem: AddressSpace, threads: readonly SimThread[]): void {
+    this.firstTask = (threads[0]?.task as Task | null) ?? null;
     const su = this.stacks.g.stackUser;
     threads.forEach((t, i) => {
       const pd = this.mainPds[i];
@@ -178,6 +180,18 @@ export class Glibc {
     const self: number = yield* this.self();
     const cpuId: number = yield load32(self + this.rseqOffset + RSEQ.CPU_ID);
     return (cpuId | 0) >= 0;
+  }
+
+  /** The thread pointer (descriptor) of initial thread i, known at set-up. */
+  mainThreadPointer(i: number): number {
+    const pd = this.mainPds[i];
+    if (pd === undefined) throw new Error(`glibc model: no initial thread ${i}`);
+    return pd;
+  }
+
+  /** The first process's main task, for reports (null before the process exists). */
+  mainTask(): Task | null {
+    return this.firstTask;
   }
 
   // ---- code: function pointers ---------------------------------------------------------------

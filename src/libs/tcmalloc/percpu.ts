@@ -85,6 +85,11 @@ export class Tcmalloc {
     m.protect(TEXT, PAGE_SIZE, PROT_READ | PROT_EXEC);
   }
 
+  /** The process-wide mode as the model records it: 'unknown', 'fast' (per-CPU) or 'slow'. */
+  modeOf(read32: (a: number) => number): 'unknown' | 'fast' | 'slow' {
+    return (['unknown', 'fast', 'slow'] as const)[read32(this.mode)] ?? 'unknown';
+  }
+
   /** TCMalloc's TLS block of a thread whose thread pointer (glibc's descriptor) is `self`. */
   tlsOf(self: number): number {
     return self - 256;
