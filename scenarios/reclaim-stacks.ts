@@ -53,7 +53,7 @@ export default scenario({
   name: 'reclaim-stacks',
   description: 'seed 002: fork while another thread edits the stack lists; 2.9 hangs in __reclaim_stacks, 2.10 repairs',
   glibc: true,
-  stepBudget: 3000,
+  stepBudget: 800,
   memoryModel: 'pso',
   versions: { glibc: '2.9' },
   setup: (m) => ({ libc: m.glibc, status: m.alloc(4) }),

@@ -110,6 +110,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
+    .option('--no-shrink', 'report the finding as found, without shrinking it')
     .option('--json', 'print JSON')
     .action(async (file: string, o: CliCheck) => {
       const s = await loadScenario(file);
@@ -129,6 +130,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           pctDepth: o.pctDepth,
           preemptionBound: o.preemptionBound,
           keepGoing: o.keepGoing,
+          shrink: o.shrink,
           onProgress: progress?.update,
         } satisfies CheckOptions);
       } finally {
@@ -268,6 +270,7 @@ interface CliRun {
 }
 
 interface CliCheck {
+  shrink: boolean;
   set: Record<string, string>;
   perturb?: boolean;
   variant?: string;

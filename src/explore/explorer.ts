@@ -17,6 +17,7 @@ import { PctStrategy } from './pct.ts';
 import { RandomChooser, RandomStrategy } from './random.ts';
 import { ReplayChooser } from './replay.ts';
 import { decodeReplay, encodeReplay } from './replay-string.ts';
+import { shrink } from './shrink.ts';
 import { runSeed, type Strategy } from './strategy.ts';
 
 export interface CheckOptions {
@@ -43,6 +44,8 @@ export interface CheckOptions {
   readonly determinismRuns?: number;
   /** Keep going after the first finding (to collect outcomes); findings are still counted. */
   readonly keepGoing?: boolean;
+  /** Shrink the first finding before reporting it (default true). */
+  readonly shrink?: boolean;
   /** Called every so often with the figures so far. */
   readonly onProgress?: (p: Progress) => void;
 }
@@ -61,6 +64,8 @@ export interface Finding {
   /** The run (0-based) that found it. */
   readonly run: number;
   readonly steps: number;
+  /** What shrinking did: the found run's steps and preemptions, and the re-runs it took. */
+  readonly shrink?: { readonly stepsBefore: number; readonly preemptionsBefore: number; readonly preemptionsAfter: number; readonly runs: number };
 }
 
 export interface CheckResult {
@@ -196,14 +201,23 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
   if (!exhausted && strategy instanceof DfsStrategy && strategy.done) exhausted = true;
   let finding: Finding | null = null;
   if (first !== null) {
-    const replay = encodeReplay({ params: replayParams(cfg), choices: first.result.log.values() });
+    let choices = first.result.log.values();
+    let shrinkInfo: Finding['shrink'];
+    if (opts.shrink !== false) {
+      const sh = guard(() => shrink(s, cfg, choices, first!.result.verdict!));
+      if (sh.result.verdict?.kind === first.result.verdict!.kind) {
+        shrinkInfo = { stepsBefore: first.result.steps, preemptionsBefore: sh.preemptionsBefore, preemptionsAfter: sh.preemptionsAfter, runs: sh.runs };
+        choices = sh.choices;
+      }
+    }
+    const replay = encodeReplay({ params: replayParams(cfg), choices });
     const traced = replayRun(s, replay);
     if (traced.verdict?.kind !== first.result.verdict!.kind) {
       throw new NondeterminismError(
         `run ${first.run} ended in '${first.result.verdict!.kind}' but its replay ended in '${traced.verdict?.kind ?? 'no finding'}': the scenario is not deterministic`,
       );
     }
-    finding = { verdict: traced.verdict, replay, trace: traced.trace ?? [], run: first.run, steps: traced.steps };
+    finding = { verdict: traced.verdict, replay, trace: traced.trace ?? [], run: first.run, steps: traced.steps, shrink: shrinkInfo };
   }
   return {
     scenario: s.name,

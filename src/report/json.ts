@@ -35,6 +35,7 @@ export function checkToJson(r: CheckResult) {
       replay: r.finding.replay,
       run: r.finding.run,
       steps: r.finding.steps,
+      shrink: r.finding.shrink,
       trace: traceJson(r.finding.trace),
     },
   };

@@ -11,15 +11,46 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
+const stepKey = (t: TraceStep) => `${t.thread}|${t.op}|${t.effect}`;
+
+/**
+ * Collapse a block of steps that repeats back to back (an endless loop's body) into its first
+ * occurrence and a note; returns the steps to show, with null where a note goes.
+ */
+function collapseRepeats(trace: readonly TraceStep[]): (TraceStep | { repeated: number; period: number; count: number })[] {
+  const out: (TraceStep | { repeated: number; period: number; count: number })[] = [];
+  const keys = trace.map(stepKey);
+  let i = 0;
+  while (i < trace.length) {
+    let done = false;
+    for (let p = 1; p <= 32 && !done; p++) {
+      let reps = 1;
+      while (i + (reps + 1) * p <= trace.length && keys.slice(i + reps * p, i + (reps + 1) * p).every((k, j) => k === keys[i + j])) reps++;
+      if (reps >= 4) {
+        out.push(...trace.slice(i, i + p), { repeated: (reps - 1) * p, period: p, count: reps - 1 });
+        i += reps * p;
+        done = true;
+      }
+    }
+    if (!done) out.push(trace[i++]!);
+  }
+  return out;
+}
+
 /** A trace as an aligned table: step, CPU, thread, operation, memory effect, source line. */
 export function formatTrace(trace: readonly TraceStep[]): string {
   const opW = Math.min(44, Math.max(9, ...trace.map((t) => t.op.length)));
   const effW = Math.min(40, Math.max(6, ...trace.map((t) => t.effect.length)));
   const lines = [`  ${pad('step', 6)}${pad('cpu', 5)}${pad('thread', 8)}${pad('operation', opW + 2)}${pad('effect', effW + 2)}source`];
-  const shown = trace.length > 240 ? [...trace.slice(0, 40), null, ...trace.slice(-160)] : trace;
+  const collapsed = collapseRepeats(trace);
+  const shown = collapsed.length > 240 ? [...collapsed.slice(0, 40), null, ...collapsed.slice(-160)] : collapsed;
   for (const t of shown) {
     if (t === null) {
-      lines.push(`  ... ${trace.length - 200} steps not shown (--json prints them all) ...`);
+      lines.push(`  ... ${collapsed.length - 200} lines not shown (--json prints every step) ...`);
+      continue;
+    }
+    if ('repeated' in t) {
+      lines.push(`  ... the ${t.period} step${t.period > 1 ? 's' : ''} above repeat ${t.count} more times (${t.repeated} steps) ...`);
       continue;
     }
     const src = t.sites.map(formatSite).join(' <- ');
@@ -51,6 +82,9 @@ export function formatCheck(r: CheckResult, file: string): string {
     `FOUND ${formatVerdict(f.verdict)}`,
     `  in ${head}`,
     `  at run ${f.run + 1} of ${stats}`,
+    ...(f.shrink
+      ? [`  shrunk from ${f.shrink.stepsBefore} steps and ${f.shrink.preemptionsBefore} preemptions to ${f.steps} steps and ${f.shrink.preemptionsAfter} (${f.shrink.runs} re-runs)`]
+      : []),
     `  replay: hyrum replay ${file} ${f.replay}`,
     '',
     formatTrace(f.trace),
