@@ -58,8 +58,8 @@ export default scenario({
   versions: { glibc: '2.9' },
   setup: (m) => ({ libc: m.glibc, status: m.alloc(4) }),
   threads: [main],
-  // Bounds: exhaustive DFS with the preemption bound given (drains of store buffers count as
-  // preemptions), plus 20000 PCT runs (depth 3, seed 1) where exhaustive search is out of reach.
+  // Bounds: exhaustive DFS or DPOR with the preemption bound given (drains of store buffers count
+  // as preemptions), plus 20000 PCT runs (depth 3, seed 1) where exhaustive search is out of reach.
   expect: [
     { versions: { glibc: '2.9' }, memoryModel: 'pso', strategy: 'pct', runs: 20000, verdict: 'hang' },
     // Stores in program order (SC, and TSO's FIFO buffers): the child sees a prefix of each
@@ -67,8 +67,8 @@ export default scenario({
     { versions: { glibc: '2.9' }, memoryModel: 'sc', strategy: 'dfs', preemptionBound: 1, verdict: 'none' },
     { versions: { glibc: '2.9' }, memoryModel: 'tso', strategy: 'pct', runs: 20000, verdict: 'none' },
     { versions: { glibc: '2.10' }, memoryModel: 'sc', strategy: 'dfs', preemptionBound: 1, verdict: 'none' },
-    { versions: { glibc: '2.10' }, memoryModel: 'tso', strategy: 'dfs', preemptionBound: 0, verdict: 'none' },
-    { versions: { glibc: '2.10' }, memoryModel: 'pso', strategy: 'dfs', preemptionBound: 0, verdict: 'none' },
+    { versions: { glibc: '2.10' }, memoryModel: 'tso', strategy: 'dpor', preemptionBound: 1, verdict: 'none' },
+    { versions: { glibc: '2.10' }, memoryModel: 'pso', strategy: 'dpor', preemptionBound: 1, verdict: 'none' },
     { versions: { glibc: '2.10' }, memoryModel: 'pso', strategy: 'pct', runs: 20000, verdict: 'none' },
   ],
 });

@@ -44,6 +44,24 @@ export interface Chooser {
   data(n: number): number;
 }
 
+/**
+ * Watches what each step touches, for partial-order reduction (explore/dpor.ts). The machine
+ * calls it only when one is given, and then leaves its fast paths.
+ */
+export interface StepObserver {
+  /** A step of thread t begins (drain: the store-buffer entry that drains, else -1). */
+  beginStep(t: SimThread, drainEntry: number): void;
+  read(addr: number, size: number): void;
+  write(addr: number, size: number): void;
+  /** The step touched state the observer cannot see (kernel calls, thread creation): it conflicts with everything. */
+  global(): void;
+  /** t's store buffer got a new entry (its last) in this step. */
+  buffered(t: SimThread): void;
+  /** Entry `entry` of t's store buffer reaches memory in this step (before it is removed). */
+  drained(t: SimThread, entry: number): void;
+  endStep(): void;
+}
+
 /** The choices of one run, with their arities: enough to replay it or to backtrack from it. */
 export class ChoiceLog {
   len = 0;

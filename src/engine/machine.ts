@@ -8,7 +8,7 @@
 import { AddressSpace } from '../memory/address-space.ts';
 import type { MemoryModel } from '../memory/model.ts';
 import { SimFault } from '../memory/page.ts';
-import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser } from './choice.ts';
+import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser, type StepObserver } from './choice.ts';
 import { DeterminismLog, recordEvent, recordResult } from './determinism.ts';
 import { AssertionFailed, InternalError, ProcessAbort, UsageError } from './errors.ts';
 import { installTraps, removeTraps } from './globals.ts';
@@ -51,6 +51,8 @@ export interface MachineOptions {
   readonly determinism?: DeterminismLog | null;
   /** Keep each thread's results so that it can be forked (a kernel is attached). */
   readonly forkable?: boolean;
+  /** Told what every step touches (partial-order reduction); disables the fast paths. */
+  readonly observer?: StepObserver | null;
 }
 
 /** What an attached kernel model wants to hear from the machine. */
@@ -93,6 +95,7 @@ export class Machine {
   private readonly scratch = new Uint32Array(2);
   private hooks: MachineHooks = {};
   private readonly forkable: boolean;
+  private readonly obs: StepObserver | null;
   /** The attached kernel model, if any. */
   kernel: KernelHooks | null = null;
 
@@ -109,6 +112,7 @@ export class Machine {
     this.trace = opts.trace ? [] : null;
     this.sites = this.trace !== null || (this.det !== null && this.det.wantsSites);
     this.forkable = opts.forkable ?? false;
+    this.obs = opts.observer ?? null;
   }
 
   get memoryModel(): MemoryModel {
@@ -166,7 +170,8 @@ export class Machine {
   private loop(): void {
     const agents = this.agents;
     const invariant = this.hooks.invariant;
-    const plain = !this.weak && this.trace === null;
+    const plain = !this.weak && this.trace === null && this.obs === null;
+    const obs = this.obs;
     for (;;) {
       // List the agents that can move.
       const act = this.active;
@@ -194,8 +199,10 @@ export class Machine {
       const k = n === 1 ? 0 : this.choose(n, CHOICE_SCHEDULE);
       const t = agents.thread[k]!;
       this.stepCount++;
+      if (obs !== null) obs.beginStep(t, agents.kind[k] === AGENT_STEP ? -1 : agents.entry[k]!);
       if (agents.kind[k] === AGENT_STEP) this.stepThread(t, plain);
       else this.drain(t, agents.entry[k]!);
+      if (obs !== null) obs.endStep();
       if (this.verdict !== null) return;
       if (invariant !== undefined) this.checkInvariant(invariant);
       if (this.verdict !== null) return;
@@ -224,6 +231,7 @@ export class Machine {
   /** stepThread for a thread already on its CPU. */
   private stepOnCpu(t: SimThread, plain: boolean): void {
     this.last = t;
+    if (this.obs !== null && this.kernel !== null && (t.switchedOut || t.interrupt)) this.obs.global();
     if (t.switchedOut && this.kernel !== null) {
       this.kernel.beforeStep?.(t);
       if (t.state !== RUNNING || this.verdict !== null) return;
@@ -416,22 +424,26 @@ export class Machine {
         return v;
       }
       case OP_SPAWN: {
+        this.obs?.global();
         const child = this.startThread(t.obj as SimFunction, t.args ?? [], t, mem);
         if (this.trace) this.recordTrace(t, `started ${child.name}`);
         return child.id;
       }
       case OP_JOIN: {
+        this.obs?.global();
         const target = this.threads[t.a0];
         if (target === undefined) throw new UsageError(`join(${t.a0}): no such thread`, t.sites?.[0]);
         if (this.trace) this.recordTrace(t, `→ ${describeValue(target.retval)}`);
         return target.retval;
       }
       case OP_EXIT:
+        this.obs?.global();
         if (this.trace) this.recordTrace(t, 'thread exits');
         this.finishThread(t, t.obj);
         return undefined;
       case OP_ATOMIC: {
         const action = t.obj as AtomicAction;
+        if (this.obs !== null && action.footprint !== 'local') this.obs.global();
         const r = action.run(t);
         if (this.trace) this.recordTrace(t, `→ ${describeValue(r)}`);
         return r;
@@ -444,6 +456,7 @@ export class Machine {
   private load(t: SimThread): number | bigint {
     const size = t.size;
     const addr = t.a0;
+    if (this.obs !== null && !t.sb.forwardsWhole(addr, size > 4 ? 8 : size)) this.obs.read(addr, size > 4 ? 8 : size);
     if (t.sb.count === 0 && size <= 4) {
       const v = t.mem.load(addr, size);
       if (this.trace) this.recordTrace(t, `→ ${v}`);
@@ -470,6 +483,7 @@ export class Machine {
   private store(t: SimThread): void {
     const size = t.size;
     if (!this.weak) {
+      this.obs?.write(t.a0, size <= 4 ? size : 8);
       if (size <= 4) t.mem.store(t.a0, size, t.a1);
       else if (size === SIZE_BIG) t.mem.store64(t.a0, t.b1);
       else t.mem.storePtr(t.a0, t.a1);
@@ -483,6 +497,7 @@ export class Machine {
     if (size <= 4) sb.push(t.a0, size, t.a1, 0);
     else if (size === SIZE_BIG) sb.push(t.a0, 8, Number(t.b1 & 0xffffffffn), Number(t.b1 >> 32n));
     else sb.push(t.a0, 8, t.a1 % TWO32, Math.floor(t.a1 / TWO32));
+    this.obs?.buffered(t);
     if (this.trace) {
       t.sbSites.push(t.sites);
       this.recordTrace(t, 'to store buffer');
@@ -493,6 +508,7 @@ export class Machine {
     const mem = t.mem;
     const addr = t.a0;
     const size = t.size;
+    this.obs?.write(addr, size <= 4 ? size : 8);
     let old: number | bigint;
     let written: number | bigint | null = null;
     if (size === SIZE_BIG) {
@@ -539,6 +555,7 @@ export class Machine {
         sites: sites ?? [],
       });
     }
+    this.obs?.drained(t, entry);
     sb.drain(entry, t.mem);
     if (t.state === DONE && sb.count === 0) this.deactivate(t);
   }

@@ -61,6 +61,11 @@ export const OP_NAMES: Record<number, string> = {
  */
 export interface AtomicAction<R = unknown> {
   readonly name: string;
+  /**
+   * For partial-order reduction: 'local' when the action reads and writes nothing other threads
+   * can see or change (getpid, gettid, the thread pointer); otherwise it conflicts with everything.
+   */
+  readonly footprint?: 'local' | 'global';
   enabled?(thread: OpRegisters): boolean;
   run(thread: OpRegisters): R;
   describe?(): string;

@@ -13,6 +13,7 @@ import type { MemoryModel } from '../memory/model.ts';
 import type { Scenario, StrategyName, Versions } from '../scenario/define.ts';
 import { resolveVersions, runScenario, type RunConfig, type RunCost, type RunResult } from '../scenario/run.ts';
 import { DfsStrategy } from './dfs.ts';
+import { DporStrategy } from './dpor.ts';
 import { PctStrategy } from './pct.ts';
 import { RandomChooser, RandomStrategy } from './random.ts';
 import { ReplayChooser } from './replay.ts';
@@ -97,6 +98,8 @@ export function makeStrategy(opts: CheckOptions): Strategy {
       return new PctStrategy(seed, opts.pctDepth ?? 3);
     case 'dfs':
       return new DfsStrategy(opts.preemptionBound ?? Infinity);
+    case 'dpor':
+      return new DporStrategy(opts.memoryModel, opts.preemptionBound ?? Infinity);
   }
 }
 
@@ -166,7 +169,8 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
   };
   guard(() => checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed));
   const strategy = makeStrategy(opts);
-  const maxRuns = opts.runs ?? (opts.strategy === 'dfs' ? Infinity : 1000);
+  const maxRuns = opts.runs ?? (opts.strategy === 'dfs' || opts.strategy === 'dpor' ? Infinity : 1000);
+  const runCfg: RunConfig = strategy instanceof DporStrategy ? { ...cfg, observer: strategy } : cfg;
   const deadline = opts.timeMs === undefined ? Infinity : start + opts.timeMs;
   const outcomes = new Map<string, number>();
   let runs = 0;
@@ -181,7 +185,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
       exhausted = true;
       break;
     }
-    const r = guard(() => runScenario(s, cfg, chooser));
+    const r = guard(() => runScenario(s, runCfg, chooser));
     strategy.endRun(r.log, r.steps);
     runs++;
     steps += r.steps;
@@ -198,7 +202,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
       if (now >= deadline) break;
     }
   }
-  if (!exhausted && strategy instanceof DfsStrategy && strategy.done) exhausted = true;
+  if (!exhausted && (strategy instanceof DfsStrategy || strategy instanceof DporStrategy) && strategy.done) exhausted = true;
   let finding: Finding | null = null;
   if (first !== null) {
     let choices = first.result.log.values();

@@ -204,6 +204,7 @@ export function* forkLike(flags: number, tids: CloneTids = {}): SimCode<number> 
 /** The thread pointer of the calling thread (reading %fs: no system call). */
 export const THREAD_SELF: AtomicAction<number> = {
   name: 'thread pointer',
+  footprint: 'local',
   run: (t: unknown) => taskOf(t).tls,
 };
 

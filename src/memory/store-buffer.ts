@@ -64,6 +64,16 @@ export class StoreBuffer {
     while (this.count > 0) this.drain(0, mem);
   }
 
+  /** True when the newest entry touching [addr, addr+size) covers it exactly (the load never reaches memory). */
+  forwardsWhole(addr: number, size: number): boolean {
+    const end = addr + size;
+    for (let j = this.count - 1; j >= 0; j--) {
+      const b = this.addr[j]!;
+      if (b < end && addr < b + this.size[j]!) return b === addr && this.size[j] === size;
+    }
+    return false;
+  }
+
   /** Discard all entries (the thread's process is gone). */
   clear(): void {
     this.count = 0;

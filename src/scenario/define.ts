@@ -8,7 +8,7 @@ import type { SimCode } from '../engine/ops.ts';
 import type { VerdictKind } from '../engine/verdict.ts';
 import type { MemoryView, Setup } from './memory-view.ts';
 
-export type StrategyName = 'random' | 'pct' | 'dfs';
+export type StrategyName = 'random' | 'pct' | 'dfs' | 'dpor';
 
 /** The versions a run models: kernel and glibc profiles by version string. */
 export interface Versions {

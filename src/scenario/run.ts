@@ -2,7 +2,7 @@
  * One run of a scenario under one chooser: build a fresh machine, set memory up, start the
  * threads, run, then apply the final check.
  */
-import type { Chooser, ChoiceLog } from '../engine/choice.ts';
+import type { Chooser, ChoiceLog, StepObserver } from '../engine/choice.ts';
 import type { DeterminismLog } from '../engine/determinism.ts';
 import { AssertionFailed, UsageError } from '../engine/errors.ts';
 import { installTraps, removeTraps } from '../engine/globals.ts';
@@ -28,6 +28,8 @@ export interface RunConfig {
   readonly settings?: Readonly<Record<string, string>>;
   /** Let the kernel vary incidental behaviour within the documented ABI (--perturb). */
   readonly perturb?: boolean;
+  /** Told what every step touches (DPOR). */
+  readonly observer?: StepObserver | null;
   readonly trace?: boolean;
   readonly determinism?: DeterminismLog | null;
 }
@@ -79,6 +81,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
       trace: cfg.trace,
       determinism: cfg.determinism,
       forkable: withKernel,
+      observer: cfg.observer,
     },
     chooser,
   );
