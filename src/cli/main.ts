@@ -10,6 +10,7 @@ import { parseMemoryModel, type MemoryModel } from '../memory/model.ts';
 import { formatCheck, formatMatrix, formatTrace, formatVerdict } from '../report/text.ts';
 import { checkToJson, matrixToJson, runToJson } from '../report/json.ts';
 import { runMatrix } from '../explore/matrix.ts';
+import { checkParallel } from '../explore/parallel.ts';
 import type { Scenario, StrategyName, Versions } from '../scenario/define.ts';
 import { KERNEL_PROFILES } from '../kernel/profile.ts';
 import { GLIBC_PROFILES } from '../libc/profile.ts';
@@ -110,6 +111,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs, dpor: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
+    .option('--workers <n>', 'worker threads for random and pct (same findings for any count)', intArg('workers', 1), 1)
     .option('--no-shrink', 'report the finding as found, without shrinking it')
     .option('--json', 'print JSON')
     .action(async (file: string, o: CliCheck) => {
@@ -117,7 +119,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       const progress = o.json ? null : startProgress();
       let r: CheckResult;
       try {
-        r = check(s, {
+        r = await checkParallel(s, path.resolve(file), {
           strategy: o.strategy,
           memoryModel: memoryModelOf(s, o.memoryModel),
           versions: versionsOf(o),
@@ -132,7 +134,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           keepGoing: o.keepGoing,
           shrink: o.shrink,
           onProgress: progress?.update,
-        } satisfies CheckOptions);
+        } satisfies CheckOptions, o.workers);
       } finally {
         progress?.stop();
       }
@@ -270,6 +272,7 @@ interface CliRun {
 }
 
 interface CliCheck {
+  workers: number;
   shrink: boolean;
   set: Record<string, string>;
   perturb?: boolean;

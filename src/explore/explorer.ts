@@ -203,26 +203,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     }
   }
   if (!exhausted && (strategy instanceof DfsStrategy || strategy instanceof DporStrategy) && strategy.done) exhausted = true;
-  let finding: Finding | null = null;
-  if (first !== null) {
-    let choices = first.result.log.values();
-    let shrinkInfo: Finding['shrink'];
-    if (opts.shrink !== false) {
-      const sh = guard(() => shrink(s, cfg, choices, first!.result.verdict!));
-      if (sh.result.verdict?.kind === first.result.verdict!.kind) {
-        shrinkInfo = { stepsBefore: first.result.steps, preemptionsBefore: sh.preemptionsBefore, preemptionsAfter: sh.preemptionsAfter, runs: sh.runs };
-        choices = sh.choices;
-      }
-    }
-    const replay = encodeReplay({ params: replayParams(cfg), choices });
-    const traced = replayRun(s, replay);
-    if (traced.verdict?.kind !== first.result.verdict!.kind) {
-      throw new NondeterminismError(
-        `run ${first.run} ended in '${first.result.verdict!.kind}' but its replay ended in '${traced.verdict?.kind ?? 'no finding'}': the scenario is not deterministic`,
-      );
-    }
-    finding = { verdict: traced.verdict, replay, trace: traced.trace ?? [], run: first.run, steps: traced.steps, shrink: shrinkInfo };
-  }
+  const finding = first === null ? null : makeFinding(s, cfg, first.result, first.run, opts.shrink !== false);
   return {
     scenario: s.name,
     strategy: strategy.describe(),
@@ -238,6 +219,30 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     findings,
     outcomes,
   };
+}
+
+/**
+ * A finding from a failing run: shrunk (unless asked not to), then replayed from its replay
+ * string with tracing on, which proves the string reproduces it.
+ */
+export function makeFinding(s: Scenario, cfg: RunConfig, result: RunResult, run: number, doShrink: boolean): Finding {
+  let choices = result.log.values();
+  let shrinkInfo: Finding['shrink'];
+  if (doShrink) {
+    const sh = guard(() => shrink(s, cfg, choices, result.verdict!));
+    if (sh.result.verdict?.kind === result.verdict!.kind) {
+      shrinkInfo = { stepsBefore: result.steps, preemptionsBefore: sh.preemptionsBefore, preemptionsAfter: sh.preemptionsAfter, runs: sh.runs };
+      choices = sh.choices;
+    }
+  }
+  const replay = encodeReplay({ params: replayParams(cfg), choices });
+  const traced = replayRun(s, replay);
+  if (traced.verdict?.kind !== result.verdict!.kind) {
+    throw new NondeterminismError(
+      `run ${run} ended in '${result.verdict!.kind}' but its replay ended in '${traced.verdict?.kind ?? 'no finding'}': the scenario is not deterministic`,
+    );
+  }
+  return { verdict: traced.verdict, replay, trace: traced.trace ?? [], run, steps: traced.steps, shrink: shrinkInfo };
 }
 
 /** Run once from a replay string, traced. */

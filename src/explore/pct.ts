@@ -2,7 +2,7 @@
  * Probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi, Nagarakatte, "A Randomized
  * Scheduler with Probabilistic Guarantees of Finding Bugs", ASPLOS 2010, Algorithm 1): each agent
  * gets a random priority d + rank; the highest-priority enabled agent runs; at d - 1 random steps
- * (chosen in [1, k], k the longest run seen so far) the running agent's priority drops to the
+ * (chosen in [1, k]) the running agent's priority drops to the
  * change point's index. A bug of depth d is found with probability at least 1 / (n k^(d-1)).
  *
  * Agents are threads and, under TSO/PSO, each thread's store buffer (draining is scheduled like a
@@ -78,11 +78,15 @@ class PctChooser implements Chooser {
   }
 }
 
+/**
+ * k, the run length PCT spreads its change points over, is set once from run 0 (twice its number
+ * of choices, at least 32), so that run i's schedule depends only on (seed, i, k): runs can be
+ * handed to parallel workers in any split and give the same findings.
+ */
 export class PctStrategy implements Strategy {
   readonly name = 'pct';
   private run = 0;
-  /** k: the number of choices of the longest run seen so far. */
-  private k = 32;
+  k = 32;
 
   constructor(
     private readonly seed: number,
@@ -90,11 +94,16 @@ export class PctStrategy implements Strategy {
   ) {}
 
   nextRun(): Chooser {
-    return new PctChooser(xoroshiro128plus(runSeed(this.seed, this.run++)), this.depth, this.k);
+    return this.chooserFor(this.run++);
+  }
+
+  /** The chooser of run i (runs after the first need k calibrated). */
+  chooserFor(i: number): Chooser {
+    return new PctChooser(xoroshiro128plus(runSeed(this.seed, i)), this.depth, this.k);
   }
 
   endRun(log: ChoiceLog): void {
-    if (log.len > this.k) this.k = log.len;
+    if (this.run === 1) this.k = Math.max(32, 2 * log.len);
   }
 
   describe(): string {

@@ -24,7 +24,11 @@ export class RandomStrategy implements Strategy {
   private run = 0;
   constructor(private readonly seed: number) {}
   nextRun(): Chooser {
-    return new RandomChooser(runSeed(this.seed, this.run++));
+    return this.chooserFor(this.run++);
+  }
+  /** The chooser of run i: a function of (seed, i) only, so workers can take any runs. */
+  chooserFor(i: number): Chooser {
+    return new RandomChooser(runSeed(this.seed, i));
   }
   endRun(): void {}
   describe(): string {

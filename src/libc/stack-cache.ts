@@ -6,7 +6,7 @@
  * Left out: TLS/DTV set-up, guard pages, free_stacks (the 40 MiB limit is never reached here),
  * thread-specific data clearing.
  */
-import { fence, load32, loadPtr, store32, storePtr, type SimCode } from '../engine/ops.ts';
+import { fence, load32, load64, loadPtr, store32, store64, storePtr, type SimCode } from '../engine/ops.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, mmap } from '../kernel/syscalls.ts';
 import { PROT_READ, PROT_WRITE, PAGE_SIZE } from '../memory/page.ts';
 import { initListHead, listAdd, listDel, listSplice, NEXT } from './list.ts';
@@ -97,8 +97,7 @@ export class StackCache {
     }
     yield* this.stackListDel(result);
     yield* this.stackListAdd(result, g.stackUsed);
-    const act: number = yield loadPtr(g.actsize);
-    yield storePtr(g.actsize, act - resultSize);
+    yield* this.addActsize(-resultSize);
     yield* this.unlock();
     return result;
   }
@@ -129,11 +128,16 @@ export class StackCache {
     const user: number = yield load32(pd + PD.USER_STACK);
     if (user === 0) {
       yield* this.stackListAdd(pd, this.g.stackCache);
-      const act: number = yield loadPtr(this.g.actsize);
-      const size: number = yield loadPtr(pd + PD.STACKBLOCK_SIZE);
-      yield storePtr(this.g.actsize, act + size);
+      const size: bigint = yield load64(pd + PD.STACKBLOCK_SIZE);
+      yield* this.addActsize(size);
     }
     yield* this.unlock();
+  }
+
+  /** stack_cache_actsize += delta (size_t arithmetic). */
+  private *addActsize(delta: number | bigint): SimCode {
+    const act: bigint = yield load64(this.g.actsize);
+    yield store64(this.g.actsize, BigInt.asUintN(64, act + BigInt(delta)));
   }
 
   private *unlock(): SimCode {
@@ -153,9 +157,9 @@ export class StackCache {
       if (runp === self) continue;
       yield store32(runp + PD.TID, 0);
       if (this.profile.pidCache) yield store32(runp + PD.PID, selfPid);
-      const act: number = yield loadPtr(g.actsize);
-      const size: number = yield loadPtr(runp + PD.STACKBLOCK_SIZE);
-      yield storePtr(g.actsize, act + size);
+      // A corrupted list hands us non-descriptors: sizes are whatever is there, added mod 2^64.
+      const size: bigint = yield load64(runp + PD.STACKBLOCK_SIZE);
+      yield* this.addActsize(size);
     }
     // "Reset the PIDs in any cached stacks." (until the PID cache went, 2.25)
     if (this.profile.pidCache) {

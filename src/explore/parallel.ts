@@ -1,0 +1,121 @@
+/**
+ * Parallel exploration for random walk and PCT: run indices are dealt round-robin to worker
+ * threads; the reported finding is the one with the lowest run index, found as in a sequential
+ * check (when a worker finds run r, the others finish every index below r and stop), so the
+ * findings are the same whatever the worker count. The finding is then replayed, shrunk and
+ * traced in the main thread. DFS and DPOR stay sequential.
+ */
+import { Worker } from 'node:worker_threads';
+import { monotonicMs } from '../engine/globals.ts';
+import { InternalError, UsageError } from '../engine/errors.ts';
+import type { Scenario } from '../scenario/define.ts';
+import { runScenario, type RunConfig } from '../scenario/run.ts';
+import { check, checkDeterminism, makeFinding, scenarioVersions, type CheckOptions, type CheckResult } from './explorer.ts';
+import { PctStrategy } from './pct.ts';
+import { RandomStrategy } from './random.ts';
+import type { WorkerMessage, WorkerTask } from './worker.ts';
+
+export async function checkParallel(s: Scenario, file: string, opts: CheckOptions, workers: number): Promise<CheckResult> {
+  if (workers <= 1 || (opts.strategy !== 'random' && opts.strategy !== 'pct')) return check(s, opts);
+  const start = monotonicMs();
+  const seed = opts.seed ?? 1;
+  const cfg: RunConfig = {
+    memoryModel: opts.memoryModel,
+    versions: scenarioVersions(s, opts.versions),
+    variant: opts.variant,
+    settings: opts.settings,
+    perturb: opts.perturb,
+  };
+  checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed);
+  // Run 0 here: it calibrates PCT's k.
+  const pct = new PctStrategy(seed, opts.pctDepth ?? 3);
+  const first = opts.strategy === 'pct' ? runScenario(s, cfg, pct.nextRun()) : null;
+  if (first) pct.endRun(first.log);
+  const maxRuns = opts.runs ?? 1000;
+  const deadline = opts.timeMs === undefined ? Number.MAX_SAFE_INTEGER : performance.timeOrigin + performance.now() + opts.timeMs;
+  let lowest = first?.verdict ? 0 : Infinity;
+  let runs = first ? 1 : 0;
+  let steps = first?.steps ?? 0;
+  const outcomes = new Map<string, number>();
+  if (first?.outcome !== undefined) outcomes.set(first.outcome, 1);
+  const pool: Worker[] = [];
+  const errors: Extract<WorkerMessage, { type: 'error' }>[] = [];
+  const progress = new Map<number, { runs: number; steps: number }>();
+  await Promise.all(
+    Array.from({ length: workers }, (_, w) => {
+      const task: WorkerTask = {
+        file,
+        cfg,
+        strategy: opts.strategy as 'random' | 'pct',
+        seed,
+        pctDepth: opts.pctDepth ?? 3,
+        pctK: pct.k,
+        first: (first ? 1 : 0) + w,
+        stride: workers,
+        maxRuns: lowest === Infinity ? maxRuns : 0,
+        deadline,
+      };
+      return new Promise<void>((resolve, reject) => {
+        const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: task });
+        pool.push(worker);
+        worker.on('message', (m: WorkerMessage) => {
+          if (m.type === 'progress') {
+            progress.set(w, m);
+            let r = runs;
+            let st = steps;
+            for (const p of progress.values()) {
+              r += p.runs;
+              st += p.steps;
+            }
+            opts.onProgress?.({ runs: r, steps: st, elapsedMs: monotonicMs() - start, findings: lowest === Infinity ? 0 : 1 });
+          } else if (m.type === 'finding') {
+            if (m.run < lowest) {
+              lowest = m.run;
+              for (const other of pool) other.postMessage({ stopAbove: lowest });
+            }
+          } else if (m.type === 'done') {
+            progress.delete(w);
+            runs += m.runs;
+            steps += m.steps;
+            for (const [o, n] of m.outcomes) outcomes.set(o, (outcomes.get(o) ?? 0) + n);
+            void worker.terminate();
+            resolve();
+          } else {
+            // An error in a run past the lowest finding is one a sequential check never meets.
+            void worker.terminate();
+            if (m.run >= 0) errors.push(m);
+            else reject(new InternalError(`worker ${w}: ${m.message}`));
+            resolve();
+          }
+        });
+        worker.on('error', reject);
+      });
+    }),
+  );
+  const error = errors.filter((e) => e.run < lowest).sort((a, b) => a.run - b.run)[0];
+  if (error) {
+    if (error.usage) throw new UsageError(error.message);
+    throw new InternalError(`run ${error.run}: ${error.message}`);
+  }
+  const result: CheckResult = {
+    scenario: s.name,
+      strategy: `${opts.strategy === 'pct' ? `PCT depth ${opts.pctDepth ?? 3}` : 'random walk'}, seed ${seed}, ${workers} workers`,
+      memoryModel: opts.memoryModel,
+      versions: cfg.versions ?? {},
+      variant: opts.variant,
+      cost: first?.cost ?? null,
+      runs,
+      steps,
+      elapsedMs: monotonicMs() - start,
+      exhausted: false,
+      finding: null,
+      findings: 0,
+      outcomes,
+  };
+  if (lowest === Infinity) return result;
+  // Repeat the lowest failing run here, where it is shrunk and traced.
+  const chooser = opts.strategy === 'pct' ? pct.chooserFor(lowest) : new RandomStrategy(seed).chooserFor(lowest);
+  const failing = runScenario(s, cfg, chooser);
+  const finding = makeFinding(s, cfg, failing, lowest, opts.shrink !== false);
+  return { ...result, finding, findings: 1, elapsedMs: monotonicMs() - start };
+}

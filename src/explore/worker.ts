@@ -1,0 +1,75 @@
+/**
+ * A worker thread of a parallel check: loads the scenario file itself, then runs the run
+ * indices it is given (i = first, first + stride, ...) with the strategy's chooser for each,
+ * reporting progress and findings to the main thread. Only random and PCT runs are handed out.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import type { Scenario } from '../scenario/define.ts';
+import { runScenario, type RunConfig } from '../scenario/run.ts';
+import { UsageError } from '../engine/errors.ts';
+import { PctStrategy } from './pct.ts';
+import { RandomStrategy } from './random.ts';
+
+export interface WorkerTask {
+  readonly file: string;
+  readonly cfg: RunConfig;
+  readonly strategy: 'random' | 'pct';
+  readonly seed: number;
+  readonly pctDepth: number;
+  readonly pctK: number;
+  readonly first: number;
+  readonly stride: number;
+  readonly maxRuns: number;
+  readonly deadline: number;
+}
+
+export type WorkerMessage =
+  | { readonly type: 'progress'; readonly runs: number; readonly steps: number }
+  | { readonly type: 'finding'; readonly run: number }
+  | { readonly type: 'done'; readonly runs: number; readonly steps: number; readonly outcomes: [string, number][] }
+  | { readonly type: 'error'; readonly run: number; readonly usage: boolean; readonly message: string };
+
+async function main(task: WorkerTask): Promise<void> {
+  const port = parentPort!;
+  const mod = (await import(pathToFileURL(task.file).href)) as { default: Scenario };
+  const s = mod.default;
+  const strategy =
+    task.strategy === 'random' ? new RandomStrategy(task.seed) : Object.assign(new PctStrategy(task.seed, task.pctDepth), { k: task.pctK });
+  let stopAbove = Infinity;
+  port.on('message', (m: { stopAbove: number }) => {
+    stopAbove = Math.min(stopAbove, m.stopAbove);
+  });
+  let runs = 0;
+  let steps = 0;
+  const outcomes = new Map<string, number>();
+  for (let i = task.first; i < task.maxRuns && i < stopAbove; i += task.stride) {
+    let r;
+    try {
+      r = runScenario(s, task.cfg, strategy.chooserFor(i));
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      port.postMessage({ type: 'error', run: i, usage: e instanceof UsageError, message } satisfies WorkerMessage);
+      return;
+    }
+    runs++;
+    steps += r.steps;
+    if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
+    if (r.verdict !== null) {
+      port.postMessage({ type: 'finding', run: i } satisfies WorkerMessage);
+      break;
+    }
+    if ((runs & 63) === 0) {
+      port.postMessage({ type: 'progress', runs, steps } satisfies WorkerMessage);
+      // Let stop messages in, and give up at the deadline.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (performance.now() + performance.timeOrigin >= task.deadline) break;
+    }
+  }
+  port.postMessage({ type: 'done', runs, steps, outcomes: [...outcomes] } satisfies WorkerMessage);
+}
+
+main(workerData as WorkerTask).catch((e: unknown) => {
+  const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  parentPort!.postMessage({ type: 'error', run: -1, usage: e instanceof UsageError, message } satisfies WorkerMessage);
+});
