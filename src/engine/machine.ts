@@ -29,6 +29,7 @@ import {
   SIZE_BIG,
   SIZE_PTR,
   setCurrent,
+  setCoverage,
   type AtomicAction,
   type SimFunction,
 } from './ops.ts';
@@ -53,6 +54,8 @@ export interface MachineOptions {
   readonly forkable?: boolean;
   /** Told what every step touches (partial-order reduction); disables the fast paths. */
   readonly observer?: StepObserver | null;
+  /** Record coverage points (system calls by result, cover() in models). */
+  readonly coverage?: boolean;
 }
 
 /** What an attached kernel model wants to hear from the machine. */
@@ -96,6 +99,8 @@ export class Machine {
   private hooks: MachineHooks = {};
   private readonly forkable: boolean;
   private readonly obs: StepObserver | null;
+  /** Coverage points reached in this run: system calls by result, and the models' cover() points. */
+  readonly coverage: Map<string, number> | null;
   /** The attached kernel model, if any. */
   kernel: KernelHooks | null = null;
 
@@ -113,6 +118,7 @@ export class Machine {
     this.sites = this.trace !== null || (this.det !== null && this.det.wantsSites);
     this.forkable = opts.forkable ?? false;
     this.obs = opts.observer ?? null;
+    this.coverage = opts.coverage ? new Map() : null;
   }
 
   get memoryModel(): MemoryModel {
@@ -158,11 +164,13 @@ export class Machine {
   /** Run until every thread is done and every buffer drained, or a verdict. */
   run(): Verdict | null {
     installTraps();
+    setCoverage(this.coverage);
     try {
       this.loop();
     } finally {
       removeTraps();
       setCurrent(null, false);
+      setCoverage(null);
     }
     return this.verdict;
   }
@@ -445,6 +453,10 @@ export class Machine {
         const action = t.obj as AtomicAction;
         if (this.obs !== null && action.footprint !== 'local') this.obs.global();
         const r = action.run(t);
+        if (this.coverage !== null) {
+          const point = `call ${action.name} -> ${typeof r === 'number' && r < 0 ? `E${-r}` : 'ok'}`;
+          this.coverage.set(point, (this.coverage.get(point) ?? 0) + 1);
+        }
         if (this.trace) this.recordTrace(t, `→ ${describeValue(r)}`);
         return r;
       }

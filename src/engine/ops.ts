@@ -88,6 +88,20 @@ export interface OpRegisters {
 
 let cur: OpRegisters | null = null;
 let captureSites = false;
+let coverage: Map<string, number> | null = null;
+
+/** Engine use: where cover() counts during a run (null: nowhere). */
+export function setCoverage(sink: Map<string, number> | null): void {
+  coverage = sink;
+}
+
+/**
+ * Mark a coverage point of a model (a kernel or glibc branch): reports say which points a check
+ * reached. Not an operation: no yield, no effect on the run.
+ */
+export function cover(point: string): void {
+  if (coverage !== null) coverage.set(point, (coverage.get(point) ?? 0) + 1);
+}
 
 /** Engine use: the thread whose code is about to run, and whether to record call sites. */
 export function setCurrent(t: OpRegisters | null, sites: boolean): void {

@@ -87,6 +87,8 @@ export interface CheckResult {
   readonly findings: number;
   /** Final-state outcomes (scenario.outcome) and how many runs ended in each. */
   readonly outcomes: ReadonlyMap<string, number>;
+  /** Coverage points reached, with the number of runs that reached each. */
+  readonly coverage: ReadonlyMap<string, number>;
 }
 
 export function makeStrategy(opts: CheckOptions): Strategy {
@@ -173,6 +175,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
   const runCfg: RunConfig = strategy instanceof DporStrategy ? { ...cfg, observer: strategy } : cfg;
   const deadline = opts.timeMs === undefined ? Infinity : start + opts.timeMs;
   const outcomes = new Map<string, number>();
+  const coverage = new Map<string, number>();
   let runs = 0;
   let steps = 0;
   let findings = 0;
@@ -191,6 +194,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     steps += r.steps;
     if (runs === 1) cost = r.cost;
     if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
+    if (r.coverage) for (const p of r.coverage.keys()) coverage.set(p, (coverage.get(p) ?? 0) + 1);
     if (r.verdict !== null) {
       findings++;
       if (first === null) first = { result: r, run: runs - 1 };
@@ -218,6 +222,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     finding,
     findings,
     outcomes,
+    coverage,
   };
 }
 

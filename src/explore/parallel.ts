@@ -37,6 +37,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
   let runs = first ? 1 : 0;
   let steps = first?.steps ?? 0;
   const outcomes = new Map<string, number>();
+  const coverage = new Map<string, number>(first?.coverage ? [...first.coverage.keys()].map((k) => [k, 1]) : []);
   if (first?.outcome !== undefined) outcomes.set(first.outcome, 1);
   const pool: Worker[] = [];
   const errors: Extract<WorkerMessage, { type: 'error' }>[] = [];
@@ -78,6 +79,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
             runs += m.runs;
             steps += m.steps;
             for (const [o, n] of m.outcomes) outcomes.set(o, (outcomes.get(o) ?? 0) + n);
+            for (const [p, n] of m.coverage) coverage.set(p, (coverage.get(p) ?? 0) + n);
             void worker.terminate();
             resolve();
           } else {
@@ -111,6 +113,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
       finding: null,
       findings: 0,
       outcomes,
+      coverage,
   };
   if (lowest === Infinity) return result;
   // Repeat the lowest failing run here, where it is shrunk and traced.

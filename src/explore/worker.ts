@@ -27,7 +27,7 @@ export interface WorkerTask {
 export type WorkerMessage =
   | { readonly type: 'progress'; readonly runs: number; readonly steps: number }
   | { readonly type: 'finding'; readonly run: number }
-  | { readonly type: 'done'; readonly runs: number; readonly steps: number; readonly outcomes: [string, number][] }
+  | { readonly type: 'done'; readonly runs: number; readonly steps: number; readonly outcomes: [string, number][]; readonly coverage: [string, number][] }
   | { readonly type: 'error'; readonly run: number; readonly usage: boolean; readonly message: string };
 
 async function main(task: WorkerTask): Promise<void> {
@@ -43,6 +43,7 @@ async function main(task: WorkerTask): Promise<void> {
   let runs = 0;
   let steps = 0;
   const outcomes = new Map<string, number>();
+  const coverage = new Map<string, number>();
   for (let i = task.first; i < task.maxRuns && i < stopAbove; i += task.stride) {
     let r;
     try {
@@ -55,6 +56,7 @@ async function main(task: WorkerTask): Promise<void> {
     runs++;
     steps += r.steps;
     if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
+    if (r.coverage) for (const p of r.coverage.keys()) coverage.set(p, (coverage.get(p) ?? 0) + 1);
     if (r.verdict !== null) {
       port.postMessage({ type: 'finding', run: i } satisfies WorkerMessage);
       break;
@@ -66,7 +68,7 @@ async function main(task: WorkerTask): Promise<void> {
       if (performance.now() + performance.timeOrigin >= task.deadline) break;
     }
   }
-  port.postMessage({ type: 'done', runs, steps, outcomes: [...outcomes] } satisfies WorkerMessage);
+  port.postMessage({ type: 'done', runs, steps, outcomes: [...outcomes], coverage: [...coverage] } satisfies WorkerMessage);
 }
 
 main(workerData as WorkerTask).catch((e: unknown) => {

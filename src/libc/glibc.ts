@@ -4,7 +4,7 @@
  * fork copies it and the explorer can interrupt it store by store); this object only holds
  * addresses and the code registry, both fixed during set-up.
  */
-import { atomic, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
+import { atomic, cover, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { ProcessAbort } from '../engine/errors.ts';
 import { clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_THREAD, CLONE_VFORK, CLONE_VM, forkLike, PTHREAD_CLONE_FLAGS, THREAD_SELF } from '../kernel/clone.ts';
@@ -305,7 +305,10 @@ export class Glibc {
     for (let k = 0; k < count; k++) {
       const i = slot === 0 ? count - 1 - k : k;
       const fn: number = yield loadPtr(t + 8 + i * ATFORK_ENTRY + slot * 8);
-      if (fn !== 0) yield* this.call(fn);
+      if (fn !== 0) {
+        cover(`glibc fork: ${['prepare', 'parent', 'child'][slot]} handler`);
+        yield* this.call(fn);
+      }
     }
   }
 
@@ -411,6 +414,7 @@ export class Glibc {
     if (!this.profile.pidCache) return (yield sysGetpid()) as number;
     const self: number = yield* this.self();
     const r: number = (yield load32(self + PD.PID)) | 0;
+    cover(r > 0 ? 'glibc getpid: cached' : 'glibc getpid: really_getpid');
     if (r > 0) return r;
     if (r === 0) {
       const t: number = (yield load32(self + PD.TID)) | 0;

@@ -6,7 +6,7 @@
  * Left out: TLS/DTV set-up, guard pages, free_stacks (the 40 MiB limit is never reached here),
  * thread-specific data clearing.
  */
-import { fence, load32, load64, loadPtr, store32, store64, storePtr, type SimCode } from '../engine/ops.ts';
+import { cover, fence, load32, load64, loadPtr, store32, store64, storePtr, type SimCode } from '../engine/ops.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, mmap } from '../kernel/syscalls.ts';
 import { PROT_READ, PROT_WRITE, PAGE_SIZE } from '../memory/page.ts';
 import { initListHead, listAdd, listDel, listSplice, NEXT } from './list.ts';
@@ -91,6 +91,7 @@ export class StackCache {
         }
       }
     }
+    cover(result === 0 ? 'glibc get_cached_stack: miss' : 'glibc get_cached_stack: hit');
     if (result === 0 || resultSize > 4 * size) {
       yield* this.unlock();
       return 0;
@@ -151,6 +152,7 @@ export class StackCache {
    */
   *reclaimStacks(self: number, selfPid: number): SimCode {
     const g = this.g;
+    cover(this.profile.inFlightStack ? 'glibc reclaim_stacks (2.10 repair)' : 'glibc __reclaim_stacks (2.9 walk)');
     if (this.profile.inFlightStack) yield* this.repairInFlight();
     // Mark all stacks except the still running one as free.
     for (let runp: number = yield loadPtr(g.stackUsed + NEXT); runp !== g.stackUsed; runp = yield loadPtr(runp + NEXT)) {
@@ -183,6 +185,7 @@ export class StackCache {
     const inFlight: number = yield loadPtr(g.inFlightStack);
     if (inFlight === 0) return;
     const addP = inFlight % 2 === 1;
+    cover(addP ? 'glibc reclaim_stacks: repair an interrupted add' : 'glibc reclaim_stacks: repair an interrupted delete');
     const elem = inFlight - (addP ? 1 : 0);
     if (addP) {
       // Adds always go to the head of a list: find the list whose first element's back link

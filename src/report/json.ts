@@ -2,6 +2,7 @@
  * JSON reports (--json): plain data, stable field names, source sites as "file:line".
  */
 import { formatSite } from '../engine/source.ts';
+import { errnoName } from '../kernel/errno.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { CheckResult } from '../explore/explorer.ts';
@@ -30,6 +31,7 @@ export function checkToJson(r: CheckResult) {
     exhausted: r.exhausted,
     findings: r.findings,
     outcomes: Object.fromEntries(r.outcomes),
+    coverage: Object.fromEntries([...r.coverage].map(([p, n]) => [p.replace(/-> E(\d+)$/, (_m, e: string) => `-> ${errnoName(Number(e))}`), n])),
     finding: r.finding && {
       verdict: verdictJson(r.finding.verdict),
       replay: r.finding.replay,

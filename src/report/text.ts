@@ -2,6 +2,7 @@
  * Terminal reports: findings with their replay string and trace, summaries of clean checks.
  */
 import { formatSite } from '../engine/source.ts';
+import { errnoName } from '../kernel/errno.ts';
 import type { TraceStep } from '../engine/trace.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import type { CheckResult } from '../explore/explorer.ts';
@@ -73,9 +74,10 @@ export function formatCheck(r: CheckResult, file: string): string {
     .join(', ');
   const head = `${r.scenario} (${file}), memory model ${r.memoryModel}${versions ? `, ${versions}` : ''}, ${r.strategy}`;
   const stats = `${r.runs} runs, ${r.steps} steps, ${secs(r.elapsedMs)}${r.exhausted ? ', search space exhausted' : ''}`;
+  const coverage = r.coverage.size > 0 ? `\n  coverage: ${formatCoverage(r.coverage)}` : '';
   if (r.finding === null) {
     const outcomes = r.outcomes.size > 0 ? `\n  outcomes: ${[...r.outcomes].map(([o, n]) => `${o} (${n})`).join(', ')}` : '';
-    return `OK   ${head}\n  nothing found in ${stats}${outcomes}`;
+    return `OK   ${head}\n  nothing found in ${stats}${outcomes}${coverage}`;
   }
   const f = r.finding;
   return [
@@ -86,6 +88,7 @@ export function formatCheck(r: CheckResult, file: string): string {
       ? [`  shrunk from ${f.shrink.stepsBefore} steps and ${f.shrink.preemptionsBefore} preemptions to ${f.steps} steps and ${f.shrink.preemptionsAfter} (${f.shrink.runs} re-runs)`]
       : []),
     `  replay: hyrum replay ${file} ${f.replay}`,
+    ...(coverage ? [coverage.slice(1)] : []),
     '',
     formatTrace(f.trace),
   ].join('\n');
@@ -107,4 +110,13 @@ export function formatMatrix(cells: readonly MatrixCell[], file: string): string
   }
   const first = cells[0]?.result;
   return `${first?.scenario ?? ''}: ${first?.strategy ?? ''}, memory model ${first?.memoryModel ?? ''}\n${lines.join('\n')}`;
+}
+
+/** Coverage points, system-call results with errno names: "futex_wait -> EAGAIN (12 runs)". */
+export function formatCoverage(coverage: ReadonlyMap<string, number>): string {
+  const named = [...coverage].map(([p, n]) => [p.replace(/-> E(\d+)$/, (_m, e: string) => `-> ${errnoName(Number(e))}`), n] as const);
+  return `${named.length} points: ${named
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([p, n]) => `${p} (${n})`)
+    .join('; ')}`;
 }

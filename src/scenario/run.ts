@@ -30,6 +30,8 @@ export interface RunConfig {
   readonly perturb?: boolean;
   /** Told what every step touches (DPOR). */
   readonly observer?: StepObserver | null;
+  /** Record coverage points (on by default in checks; see Machine.coverage). */
+  readonly coverage?: boolean;
   readonly trace?: boolean;
   readonly determinism?: DeterminismLog | null;
 }
@@ -51,6 +53,8 @@ export interface RunResult {
   readonly log: ChoiceLog;
   readonly trace: TraceStep[] | null;
   readonly outcome: string | undefined;
+  /** Coverage points this run reached, with hit counts. */
+  readonly coverage: ReadonlyMap<string, number> | null;
 }
 
 export function runScenario(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult {
@@ -82,6 +86,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
       determinism: cfg.determinism,
       forkable: withKernel,
       observer: cfg.observer,
+      coverage: cfg.coverage ?? true,
     },
     chooser,
   );
@@ -124,7 +129,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
     }
     cost = { syscalls, simNs };
   }
-  return { kernel, cost, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome };
+  return { kernel, cost, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome, coverage: m.coverage };
 }
 
 function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknown[]): Verdict | null {
