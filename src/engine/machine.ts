@@ -226,7 +226,7 @@ export class Machine {
     do {
       this.stepCount++;
       this.stepOnCpu(t, true);
-    } while (this.verdict === null && t.state === RUNNING && t.op <= OP_STORE && t.size <= 4 && !t.interrupt);
+    } while (this.verdict === null && t.state === RUNNING && t.op <= OP_STORE && t.size <= 4 && !t.interrupt && this.active.length === 1);
   }
 
   /** One step of t: count it against the budget, perform its operation, run to the next one. */

@@ -135,9 +135,11 @@ export function sysRseq(area: number, len: number, flags: number, sig: number): 
       if (area === 0 || area + len > TASK_SIZE) return -EFAULT;
       try {
         if (k.profile.rseqClearCsOnRegister) {
-          // P-cs0 (2025): read rseq_cs and clear it when set (fault => EFAULT).
+          // P-cs0 (2025): read rseq_cs and clear it when set (fault => EFAULT). When it is 0
+          // nothing is written: a read-only area registers, and the ID write on the way back to
+          // user space kills the task (kernel/rseq.c 6.18: rseq_get_rseq_cs_ptr_val, then
+          // `if (rseq_cs && clear_rseq_cs(rseq))`; probes/rseq errors register_readonly_page_cs0).
           if (mm.load64(area + RSEQ.RSEQ_CS) !== 0n) mm.store64(area + RSEQ.RSEQ_CS, 0n);
-          else mm.checkWritable(area + RSEQ.RSEQ_CS, 8);
         }
         if (k.profile.rseq !== 'classic') {
           mm.store64(area + RSEQ.RSEQ_CS, 0n);
@@ -218,10 +220,23 @@ export function registerAtStartup(t: SimThread, task: Task, area: number, len: n
   task.rseq.cachedCpu = t.cpu;
 }
 
-/** rseq_fork: a CLONE_VM child starts unregistered, any other child inherits the registration. */
+/**
+ * rseq_fork: a CLONE_VM child starts unregistered, any other child inherits the registration.
+ * Classic kernels also write the child's IDs on its first return to user space: wake_up_new_task
+ * calls rseq_migrate(p) (kernel/sched/core.c, "rseq/sched: Ensure rseq state is set at fork",
+ * 4.18 to 6.18), so a value the parent left in cpu_id_start does not survive into the child
+ * (probes/rseq inherit fork_child: ids_rewritten_on_first_return).
+ */
 export function rseqFork(parent: Task, child: Task, cloneVm: boolean): void {
   child.rseq = newRseqState();
-  if (!cloneVm && parent.rseq.reg) child.rseq.reg = parent.rseq.reg;
+  const reg = parent.rseq.reg;
+  if (cloneVm || reg === null) return;
+  child.rseq.reg = reg;
+  if (!optimised(parent.kernel, reg)) {
+    child.rseq.idsChanged = true;
+    child.rseq.event = true;
+    child.thread.switchedOut = true;
+  }
 }
 
 /**
@@ -304,19 +319,30 @@ function evaluateCs(k: Kernel, t: SimThread, task: Task, st: RseqTaskState, reg:
     if (version > 0) return kill(k, t, task, 'rseq: descriptor version is not 0');
     if (abort - start >= 0 && abort - start < offset) return kill(k, t, task, 'rseq: abort_ip inside the critical section');
   }
+  // Classic rseq_get_rseq_cs checks abort_ip and the signature before it, too, before
+  // rseq_ip_fixup looks at the IP: a bad signature kills even when the IP is outside (kernel/rseq.c
+  // 6.18; probes/rseq abort bad_signature_outside_signal). 6.19 checks it only inside.
+  if (!opt || inside) {
+    if (abort < 4 || abort >= TASK_SIZE) return kill(k, t, task, 'rseq: bad abort_ip');
+    const sigWord = mm.load(abort - 4, 4);
+    if (sigWord !== reg.sig) {
+      return kill(k, t, task, `rseq: unexpected signature 0x${sigWord.toString(16)}, expecting 0x${reg.sig.toString(16)}`);
+    }
+  }
   if (!inside) {
     // Lazy clear of a descriptor left behind (classic: only when an event is pending... and it
     // clears it whenever it looks, rseq.md 3.2).
     mm.store64(reg.area + RSEQ.RSEQ_CS, 0n);
     return;
   }
-  if (abort < 4 || abort >= TASK_SIZE) return kill(k, t, task, 'rseq: bad abort_ip');
-  const sigWord = mm.load(abort - 4, 4);
-  if (sigWord !== reg.sig) {
-    return kill(k, t, task, `rseq: unexpected signature 0x${sigWord.toString(16)}, expecting 0x${reg.sig.toString(16)}`);
+  if (!opt) {
+    // rseq_need_restart: rseq_warn_flags on the descriptor's flags, then on struct rseq's flags
+    // (any bit set => -EINVAL => SIGSEGV; probes/rseq abort cs_flags_norestart_inside_signal,
+    // area_flags1_inside_signal), then the event mask.
+    if (flags !== 0) return kill(k, t, task, 'rseq: rseq_cs flags are not 0 (deprecated NO_RESTART bits)');
+    if (mm.load(reg.area + RSEQ.FLAGS, 4) !== 0) return kill(k, t, task, 'rseq: struct rseq flags are not 0');
+    if (!event) return;
   }
-  if (!opt && flags !== 0) return kill(k, t, task, 'rseq: rseq_cs flags are not 0 (deprecated NO_RESTART bits)');
-  if (!opt && !event) return;
   mm.store64(reg.area + RSEQ.RSEQ_CS, 0n);
   t.ip = abort;
   k.machine.redirect(t, new RseqAbort(abort));

@@ -5,34 +5,41 @@
  */
 import { atomic, type AtomicAction, type Op } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
-import { EINVAL } from './errno.ts';
+import { EINVAL, ESRCH } from './errno.ts';
 import type { Task } from './task.ts';
 
 const GETCPU: AtomicAction<number> = {
   name: 'getcpu',
+  footprint: 'local',
   run: (t: unknown) => (t as SimThread).cpu,
 };
 
 /** getcpu(2) / sched_getcpu(3) through the vDSO: no system call cost. */
 export const getcpu = (): Op => atomic(GETCPU);
 
-/** sched_setaffinity(0, {cpu}) for the calling thread: it continues on `cpu`. */
-export function schedSetaffinity(cpu: number): Op {
+/**
+ * sched_setaffinity(pid, {cpu}): the thread continues on `cpu`. pid 0 is the caller; another TID
+ * (in the caller's PID namespace) moves that thread, as a poker thread migrates its target
+ * (probes/rseq abort migrated_inside). No permission checks: the model has no credentials.
+ */
+export function schedSetaffinity(cpu: number, pid = 0): Op {
   return atomic({
     name: 'sched_setaffinity',
     run(t: unknown): number {
       const thread = t as SimThread;
-      const task = thread.task as Task;
-      const k = task.kernel;
+      const caller = thread.task as Task;
+      const k = caller.kernel;
       k.charge(thread);
+      const task = pid === 0 ? caller : k.findTask(caller.ns, pid);
+      if (!task) return -ESRCH;
       if (cpu < 0 || cpu >= k.machine.cpuCount) return -EINVAL;
-      if (cpu !== thread.cpu) {
-        k.machine.migrate(thread, cpu);
+      if (cpu !== task.thread.cpu) {
+        k.machine.migrate(task.thread, cpu);
         task.rseq.idsChanged = true;
         task.rseq.event = true;
       }
       return 0;
     },
-    describe: () => `sched_setaffinity(${cpu})`,
+    describe: () => (pid === 0 ? `sched_setaffinity(${cpu})` : `sched_setaffinity(${pid}, ${cpu})`),
   });
 }
