@@ -5,6 +5,7 @@ import counterAtomic from '../scenarios/counter-atomic.ts';
 import lostUpdate from '../scenarios/lost-update.ts';
 import { bareLoop, engineThroughput } from './engine.ts';
 import { runsPerSecond } from './explorer.ts';
+import { benchAgainstSpin } from './spin.ts';
 
 const M = 1e6;
 const fmt = (n: number) => `${(n / M).toFixed(1)} M/s`;
@@ -33,3 +34,6 @@ for (const [name, s] of [
     console.log(`  ${name.padEnd(34)} ${strategy.padEnd(7)} ${Math.round(r.perSec).toString().padStart(8)} runs/s (${r.runs} runs)`);
   }
 }
+
+console.log('\nHyrum against SPIN: the same problems, first counterexample of the buggy variant and full check of the fixed one');
+benchAgainstSpin();

@@ -17,7 +17,7 @@ import type { Agents, Chooser } from '../../../src/engine/choice.ts';
 import { atomic, load32, store32, type Op, type SimCode } from '../../../src/engine/ops.ts';
 import type { SimThread } from '../../../src/engine/thread.ts';
 import type { Verdict } from '../../../src/engine/verdict.ts';
-import { DfsStrategy } from '../../../src/explore/dfs.ts';
+import { DporStrategy } from '../../../src/explore/dpor.ts';
 import { errnoName } from '../../../src/kernel/errno.ts';
 import { auxv, RSEQ_SIG, sysRseq } from '../../../src/kernel/rseq.ts';
 import { signalName } from '../../../src/kernel/signal.ts';
@@ -174,17 +174,18 @@ export interface RunOptions {
 }
 
 /**
- * Every schedule of the scenario (DFS until exhausted), each run mapped by `read` to the facts
- * the probe would print. Returns the distinct results with how many runs gave each.
+ * Every schedule of the scenario, up to equivalence (DPOR until exhausted: one run per
+ * Mazurkiewicz trace), each run mapped by `read` to the facts the probe would print. Returns the
+ * distinct results with how many runs gave each.
  */
 export function everySchedule<R>(s: Scenario, read: (r: RunFacts) => R, opts: RunOptions = {}): Map<string, { value: R; runs: number }> {
-  const dfs = new DfsStrategy(opts.preemptionBound ?? Infinity);
+  const dfs = new DporStrategy('sc', opts.preemptionBound ?? Infinity);
   const max = opts.maxRuns ?? 5000;
   const out = new Map<string, { value: R; runs: number }>();
   let runs = 0;
   for (let chooser = dfs.nextRun(); chooser !== null; chooser = dfs.nextRun()) {
     assert.ok(runs < max, `${s.name}: more than ${max} schedules; make the scenario smaller`);
-    const r = runScenario(s, { memoryModel: 'sc', versions: VERSIONS, settings: opts.settings }, chooser);
+    const r = runScenario(s, { memoryModel: 'sc', versions: VERSIONS, settings: opts.settings, observer: dfs }, chooser);
     dfs.endRun();
     runs++;
     const value = read(runFacts(r));
