@@ -11,6 +11,7 @@ export type VerdictKind =
   | 'hang' // a thread exceeded its step budget (an endless loop)
   | 'livelock' // the same modelled state recurred with no progress
   | 'crash' // a simulated fatal signal (SIGSEGV with address and reason)
+  | 'corruption' // the kernel wrote into memory the program had freed and reused
   | 'exception'; // simulated code threw something that is not an assertion
 
 export const VERDICT_KINDS: readonly VerdictKind[] = [
@@ -20,6 +21,7 @@ export const VERDICT_KINDS: readonly VerdictKind[] = [
   'hang',
   'livelock',
   'crash',
+  'corruption',
   'exception',
 ];
 

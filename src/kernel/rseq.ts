@@ -12,7 +12,7 @@
  * observable, code came to depend on it (TCMalloc), and 6.19 stopped doing it.
  */
 import { CHOICE_DATA } from '../engine/choice.ts';
-import { atomic, type AtomicAction, type Op } from '../engine/ops.ts';
+import { atomic, cover, type AtomicAction, type Op } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { SimFault } from '../memory/page.ts';
 import { EBUSY, EFAULT, EINVAL, ENOSYS, EPERM } from './errno.ts';
@@ -55,6 +55,11 @@ export interface RseqRegistration {
   readonly area: number;
   readonly len: number;
   readonly sig: number;
+  /**
+   * The mapping generation of the area's page at registration (AddressSpace.generationAt): not
+   * the kernel's, the model's way to tell that the area was freed and its memory reused.
+   */
+  readonly gen?: number;
 }
 
 /** Per-task rseq state the return-to-user path needs. */
@@ -150,7 +155,7 @@ export function sysRseq(area: number, len: number, flags: number, sig: number): 
         if (e instanceof SimFault) return -EFAULT;
         throw e;
       }
-      st.reg = { area, len, sig: sig >>> 0 };
+      st.reg = { area, len, sig: sig >>> 0, gen: mm.generationAt(area) };
       st.idsChanged = true;
       st.event = true;
       thread.switchedOut = true; // force an ID update before the return to user space
@@ -212,7 +217,7 @@ export function membarrier(cmd: number, flags: number, cpu: number): Op {
  */
 export function registerAtStartup(t: SimThread, task: Task, area: number, len: number, sig: number): void {
   const mm = task.process.mm;
-  task.rseq.reg = { area, len, sig: sig >>> 0 };
+  task.rseq.reg = { area, len, sig: sig >>> 0, gen: mm.generationAt(area) };
   mm.store64(area + RSEQ.RSEQ_CS, 0n);
   mm.store(area + RSEQ.CPU_ID_START, 4, t.cpu);
   mm.store(area + RSEQ.CPU_ID, 4, t.cpu);
@@ -269,6 +274,18 @@ export function rseqReturnToUser(k: Kernel, t: SimThread, reason: 'switch' | 'si
     evalCs = userIrq || reason === 'signal' || k.rseqDebug;
   }
   const mm = task.process.mm;
+  if ((writeIds || evalCs) && reg.gen !== undefined && mm.generationAt(reg.area) !== undefined && mm.generationAt(reg.area) !== reg.gen) {
+    // Seed 003: the area was unmapped and its address mapped again while still registered.
+    // The kernel does not know: it writes into whatever lives there now.
+    cover('kernel rseq: write into freed and reused memory');
+    k.machine.setVerdict({
+      kind: 'corruption',
+      message:
+        `${t.name}: the kernel wrote rseq fields into 0x${reg.area.toString(16)}, memory that was freed and mapped again ` +
+        'while still registered (unregister, or keep the memory, until the thread is gone)',
+      thread: t.name,
+    });
+  }
   try {
     if (evalCs) evaluateCs(k, t, task, st, reg, opt);
     if (task.exited || t.state !== 0) return;

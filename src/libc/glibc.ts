@@ -16,6 +16,7 @@ import type { AddressSpace } from '../memory/address-space.ts';
 import { PAGE_SIZE, PROT_EXEC, PROT_READ } from '../memory/page.ts';
 import type { Setup } from '../scenario/memory-view.ts';
 import { lllLock, lllUnlock } from './lowlevellock.ts';
+import { listAdd } from './list.ts';
 import type { GlibcProfile } from './profile.ts';
 import { PD, StackCache } from './stack-cache.ts';
 import { AT_RSEQ_ALIGN, AT_RSEQ_FEATURE_SIZE, auxv, registerAtStartup, RSEQ, RSEQ_CPU_ID_REGISTRATION_FAILED, RSEQ_CPU_ID_UNINITIALIZED, RSEQ_SIG, sysRseq } from '../kernel/rseq.ts';
@@ -332,6 +333,26 @@ export class Glibc {
       return tid;
     }
     return pd;
+  }
+
+  /**
+   * pthread_create with pthread_attr_setstack (allocate_stack's ATTR_FLAG_STACKADDR path): the
+   * descriptor, its TLS and (2.35-2.40) its rseq area go at the top of the caller's memory,
+   * which glibc will neither cache nor free (user_stack); the thread is put on stack_user.
+   */
+  *pthreadCreateOnStack(fn: SimFunction<[number], unknown>, arg: number, stackAddr: number, stackSize: number): SimCode<number> {
+    const self: number = yield* this.self();
+    const pd = stackAddr + stackSize - PD.SIZE;
+    yield storePtr(pd + PD.STACKBLOCK, stackAddr);
+    yield storePtr(pd + PD.STACKBLOCK_SIZE, stackSize);
+    yield store32(pd + PD.USER_STACK, 1);
+    if (this.profile.pidCache) yield store32(pd + PD.PID, (yield load32(self + PD.PID)) as number);
+    yield* lllLock(this.stacks.g.lock);
+    yield* listAdd(pd, this.stacks.g.stackUser, this.profile.listAdd);
+    yield* lllUnlock(this.stacks.g.lock);
+    const registered: boolean = yield* this.rseqRegistered();
+    const tid: number = yield* clone(PTHREAD_CLONE_FLAGS, startThread, [this, pd, fn, arg, registered], { ptid: pd + PD.TID, ctid: pd + PD.TID, tls: pd });
+    return tid < 0 ? tid : pd;
   }
 
   /** pthread_join: wait for the kernel to clear the TID (CLONE_CHILD_CLEARTID), then free the stack. */

@@ -19,6 +19,7 @@ export class AddressSpace {
    * stall until the fork ends. Null when no fork is copying this space.
    */
   frozen: Set<number> | null = null;
+  private nextGen = 1;
   private rPn = -1;
   private rPage: Page | null = null;
   private wPn = -1;
@@ -29,9 +30,18 @@ export class AddressSpace {
     this.checkRange(addr, len);
     for (let pn = addr / PAGE_SIZE, end = Math.ceil((addr + len) / PAGE_SIZE); pn < end; pn++) {
       this.drop(pn);
-      this.ptes.set(pn, new Pte(new Page(), prot, flags));
+      this.ptes.set(pn, new Pte(new Page(), prot, flags, this.nextGen++));
     }
     this.invalidate();
+  }
+
+  /**
+   * The mapping generation of the page holding addr (undefined when unmapped): it changes when
+   * the page is unmapped and mapped again, so a saved generation tells whether memory someone
+   * holds on to was freed and reused meanwhile.
+   */
+  generationAt(addr: number): number | undefined {
+    return this.ptes.get(Math.floor(addr / PAGE_SIZE))?.gen;
   }
 
   /** VMA flags of the page holding addr, or undefined when unmapped. */
@@ -56,10 +66,10 @@ export class AddressSpace {
     const pte = this.ptes.get(pn);
     if (!pte || pte.flags & VM_DONTCOPY) return;
     into.drop(pn);
-    if (pte.flags & VM_WIPEONFORK) into.ptes.set(pn, new Pte(new Page(), pte.prot, pte.flags));
+    if (pte.flags & VM_WIPEONFORK) into.ptes.set(pn, new Pte(new Page(), pte.prot, pte.flags, pte.gen));
     else {
       pte.page.mappers++;
-      into.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags));
+      into.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags, pte.gen));
     }
     into.invalidate();
     this.invalidate();
@@ -108,7 +118,7 @@ export class AddressSpace {
   private sharePageInto(child: AddressSpace, pn: number, pte: Pte): void {
     child.drop(pn);
     pte.page.mappers++;
-    child.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags));
+    child.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags, pte.gen));
     child.invalidate();
     this.invalidate();
   }

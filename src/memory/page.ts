@@ -33,6 +33,8 @@ export class Pte {
     public page: Page,
     public prot: number,
     public flags = 0,
+    /** Which mapping this is: a new mmap of the page gets a new one; fork and COW keep it. */
+    public gen = 0,
   ) {}
 }
 
