@@ -321,6 +321,11 @@ export class Machine {
     return n;
   }
 
+  /** Whether t could take a step now (its pending operation is enabled). */
+  isEnabled(t: SimThread): boolean {
+    return t.state === RUNNING && t.opPending && this.enabled(t);
+  }
+
   private enabled(t: SimThread): boolean {
     if (t.op < OP_FIRST_BLOCKING) return this.writable(t);
     if (t.op === OP_JOIN) return this.threads[t.a0]!.state === DONE;

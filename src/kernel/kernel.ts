@@ -136,6 +136,11 @@ export class Kernel implements KernelHooks {
     t.syscallNs += ns;
   }
 
+  /** Charge kernel work that is not a system call of its own (rseq's return-to-user work). */
+  chargeTime(t: SimThread, ns: number): void {
+    t.syscallNs += ns;
+  }
+
   /** KernelHooks: the thread's code returned; the task exits with status 0. */
   threadExited(t: SimThread): void {
     const task = t.task as Task | null;

@@ -15,6 +15,13 @@ export interface CostModel {
   readonly forkPageNs: number;
   /** Fixed cost of fork/clone beyond the syscall (copy_process). */
   readonly cloneNs: number;
+  /** A context switch (sched_yield to another thread on the CPU), beyond the syscall. */
+  readonly contextSwitchNs: number;
+  /**
+   * rseq's work on a return to user space after a switch: the ID stores and the rseq_cs read,
+   * each a user access with STAC/CLAC toggling (what 6.19 removed).
+   */
+  readonly rseqUpdateNs: number;
 }
 
 export interface KernelProfile {
@@ -49,12 +56,20 @@ export interface KernelProfile {
  * probes/fork-pid/getpid_cost.c over 10M calls: getpid() 162 ns, syscall(SYS_getpid) 163 ns,
  * gettid() 154 ns, a volatile int read 0.7 ns, systemd's cached getpid 1.4 ns. Fork costs are
  * round figures (not measured) and only matter for absolute times, never for the ratios reported.
+ *
+ * Context switches and rseq: probes/rseq/switch_cost.c, two threads pinned to one CPU taking
+ * turns with sched_yield, 2M yields, three runs each way: 2074 ns per yield round trip with
+ * glibc's rseq registration, 1779 ns without (GLIBC_TUNABLES=glibc.pthread.rseq=0). A round
+ * trip is two yields, two switches and two rseq updates: 890 ns per yield and switch (160 of it
+ * the syscall), 148 ns per rseq update.
  */
 export const MEASURED_COSTS: CostModel = {
   memOpNs: 1,
   syscallNs: 160,
   forkPageNs: 50,
   cloneNs: 20_000,
+  contextSwitchNs: 730,
+  rseqUpdateNs: 148,
 };
 
 const MODERN = {

@@ -274,6 +274,7 @@ export function rseqReturnToUser(k: Kernel, t: SimThread, reason: 'switch' | 'si
     evalCs = userIrq || reason === 'signal' || k.rseqDebug;
   }
   const mm = task.process.mm;
+  if (writeIds || evalCs) k.chargeTime(t, k.profile.costs.rseqUpdateNs);
   if ((writeIds || evalCs) && reg.gen !== undefined && mm.generationAt(reg.area) !== undefined && mm.generationAt(reg.area) !== reg.gen) {
     // Seed 003: the area was unmapped and its address mapped again while still registered.
     // The kernel does not know: it writes into whatever lives there now.
