@@ -1,7 +1,11 @@
 /**
  * `npm run bench`: Hyrum's performance figures, measured side by side in one run.
  */
+import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import counterAtomic from '../scenarios/counter-atomic.ts';
+import reclaimStacks from '../scenarios/reclaim-stacks.ts';
+import { checkParallel } from '../src/explore/parallel.ts';
 import lostUpdate from '../scenarios/lost-update.ts';
 import { bareLoop, engineThroughput } from './engine.ts';
 import { runsPerSecond } from './explorer.ts';
@@ -33,6 +37,19 @@ for (const [name, s] of [
     const r = runsPerSecond(s, strategy, 20_000);
     console.log(`  ${name.padEnd(34)} ${strategy.padEnd(7)} ${Math.round(r.perSec).toString().padStart(8)} runs/s (${r.runs} runs)`);
   }
+}
+
+console.log('\nParallel workers: PCT on reclaim-stacks (glibc 2.10, PSO: nothing to find, so CPU-bound), same runs');
+{
+  const file = path.resolve('scenarios/reclaim-stacks.ts');
+  const opts = { strategy: 'pct', memoryModel: 'pso', versions: { glibc: '2.10' }, runs: 30000, seed: 1, determinismRuns: 0 } as const;
+  const rates: number[] = [];
+  for (const workers of [1, 2]) {
+    const r = await checkParallel(reclaimStacks, file, opts, workers);
+    rates.push((r.runs / r.elapsedMs) * 1000);
+    console.log(`  ${String(workers).padEnd(2)} worker${workers > 1 ? 's' : ' '} ${Math.round(rates[rates.length - 1]!).toString().padStart(8)} runs/s (${r.runs} runs, finding: ${r.finding ? r.finding.run : 'none'})`);
+  }
+  console.log(`  speed-up with 2 workers: ${(rates[1]! / rates[0]!).toFixed(2)}x (this machine has ${availableParallelism()} cores)`);
 }
 
 console.log('\nHyrum against SPIN: the same problems, first counterexample of the buggy variant and full check of the fixed one');
