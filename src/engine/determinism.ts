@@ -54,6 +54,16 @@ export function recordEvent(t: SimThread, code: number): void {
   t.opCount++;
 }
 
+/**
+ * Fold a new thread's start arguments into its history: they come from the parent's results
+ * (a stack address, say), so two runs may start the same thread path with different values.
+ */
+export function recordStart(t: SimThread, args: readonly unknown[]): void {
+  let h = 0x1f3d5b79;
+  for (const a of args) h = mix(h, resultHash(a));
+  recordEvent(t, h);
+}
+
 /** Where two runs diverged: a thread (by spawn path) at its n-th operation. */
 export interface Divergence {
   readonly path: string;

@@ -9,7 +9,7 @@ import { AddressSpace } from '../memory/address-space.ts';
 import type { MemoryModel } from '../memory/model.ts';
 import { SimFault } from '../memory/page.ts';
 import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser, type StepObserver } from './choice.ts';
-import { DeterminismLog, recordEvent, recordResult } from './determinism.ts';
+import { DeterminismLog, recordEvent, recordResult, recordStart } from './determinism.ts';
 import { AssertionFailed, InternalError, ProcessAbort, UsageError } from './errors.ts';
 import { installTraps, removeTraps } from './globals.ts';
 import {
@@ -154,6 +154,7 @@ export class Machine {
     const t = new SimThread(id, path, id % this.cpus, mem, gen, fn, args);
     t.task = task;
     if (this.forkable) t.history = [];
+    if (this.det !== null) recordStart(t, args);
     this.threads.push(t);
     this.active.push(t);
     this.agents.ensure(this.active.length * 2);

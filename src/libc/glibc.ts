@@ -4,7 +4,7 @@
  * fork copies it and the explorer can interrupt it store by store); this object only holds
  * addresses and the code registry, both fixed during set-up.
  */
-import { atomic, cover, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
+import { atomic, cas32, cover, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { ProcessAbort } from '../engine/errors.ts';
 import { clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_THREAD, CLONE_VFORK, CLONE_VM, forkLike, PTHREAD_CLONE_FLAGS, THREAD_SELF } from '../kernel/clone.ts';
@@ -355,6 +355,22 @@ export class Glibc {
     return tid < 0 ? tid : pd;
   }
 
+  /**
+   * pthread_detach (nptl/pthread_detach.c): mark the thread detached; if it has already
+   * finished (its exit saw no detach), free its stack here as a join would.
+   */
+  *pthreadDetach(pd: number): SimCode<number> {
+    const old: number = yield cas32(pd + PD.DETACHED, 0, 1);
+    if (old === 0) return 0;
+    if (old === 3) {
+      // Already finished: free it as a join would (__free_tcb).
+      yield store32(pd + PD.DETACHED, 2);
+      yield* this.stacks.deallocateStack(pd);
+      return 0;
+    }
+    return 22; // EINVAL: already detached
+  }
+
   /** pthread_join: wait for the kernel to clear the TID (CLONE_CHILD_CLEARTID), then free the stack. */
   *pthreadJoin(pd: number): SimCode<number> {
     for (;;) {
@@ -465,12 +481,21 @@ export class GlibcFatal extends ProcessAbort {
 
 /**
  * start_thread (nptl/pthread_create.c): register rseq as the creator was, run the function,
- * keep its result, exit the thread. glibc never unregisters: the kernel stops at thread exit.
+ * keep its result, exit the thread. A detached thread frees its own stack first (__free_tcb ->
+ * __deallocate_stack while it still runs on it: the cache entry keeps tid > 0 until the kernel
+ * clears it at exit, reference fork-pid.md 5.4). glibc never unregisters rseq: the kernel
+ * stops at thread exit.
  */
 function* startThread(libc: Glibc, pd: number, fn: SimFunction<[number], unknown>, arg: number, registered: boolean): SimCode {
   yield* libc.registerThreadRseq(pd, registered);
   const r = yield* fn(arg);
   yield storePtr(pd + PD.RESULT, typeof r === 'number' ? r : 0);
+  // pthread_detach and this exit race on the word (glibc: a CAS on joinid and the TERMINATED
+  // bit): 0 joinable, 1 detached, 2 detached and freed, 3 exited while joinable.
+  if ((yield cas32(pd + PD.DETACHED, 0, 3)) === 1) {
+    yield store32(pd + PD.DETACHED, 2);
+    yield* libc.stacks.deallocateStack(pd);
+  }
   yield sysExit(0);
 }
 

@@ -23,6 +23,8 @@ export const PD = {
   STACKBLOCK_SIZE: 32,
   USER_STACK: 40,
   RESULT: 48,
+  /** joinid == pd when detached (IS_DETACHED); the model keeps a flag word. */
+  DETACHED: 56,
   /** struct rseq rseq_area (2.35-2.40: inside struct pthread, 32 bytes, aligned 32). */
   RSEQ: 64,
   SIZE: 128,
