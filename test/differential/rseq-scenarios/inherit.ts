@@ -158,7 +158,7 @@ const facts = once(
           delete (f.fork_parent_after as Record<string, unknown> | undefined)?.ids_rewritten_by_fork_return;
           return f;
         },
-        { settings: GLIBC_RSEQ_OFF },
+        { settings: GLIBC_RSEQ_OFF, maxRuns: 40000 },
       ),
       scenario.name,
     ) as CaseFacts,
