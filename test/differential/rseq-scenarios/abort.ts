@@ -262,6 +262,18 @@ function* trials(ctx: Ctx): SimCode<Facts> {
 const trialsScenario = factsScenario<Ctx>('rseq abort trials', setup, trials, { cpus: 1, others: [busy] });
 const trialRuns = once(() => [...everySchedule(trialsScenario, noFinding, { settings: GLIBC_RSEQ_OFF }).values()].map((v) => v.value as Facts));
 
+/**
+ * The probe counts context switches around each trial (getrusage), so under load a switch just
+ * before or after the section can be counted in a trial that did not abort: a few such trials
+ * (up to 2% of them) are measurement noise, not a switch the kernel failed to abort on.
+ */
+function switchCountNoise(line: Record<string, unknown>): string | undefined {
+  const n = Number(line.switch_without_abort);
+  const trials = Number(line.trials);
+  if (n > 0 && n <= Math.max(1, trials / 50)) return `${n} of ${trials} trials counted a switch outside the section`;
+  return undefined;
+}
+
 /** switch_without_abort in every schedule; and some schedule does abort (the check is not vacuous). */
 function trialFacts(): Facts {
   const runs = trialRuns();
@@ -338,15 +350,15 @@ export const abortCases: Record<string, Plan> = {
   signal_thread_inside: { model: part('signal_thread_inside'), fields: ONE_FIELDS, noise: gaveUp },
   signal_blocked_inside: { model: part('signal_blocked_inside'), fields: ONE_FIELDS, noise: gaveUp },
   // aborts, context_switches and abort_without_switch count background noise.
-  alone_20x20ms: { model: trialFacts, fields: ['switch_without_abort'] },
-  alone_rt_5x300ms: { model: trialFacts, fields: ['switch_without_abort'] },
+  alone_20x20ms: { model: trialFacts, fields: ['switch_without_abort'], noise: switchCountNoise },
+  alone_rt_5x300ms: { model: trialFacts, fields: ['switch_without_abort'], noise: switchCountNoise },
   stale_signal_event: {
     notModelled:
       'its A_*/B_* counts vary run to run; and the model has no notify-resume without an event (it treats every return to user ' +
       'space as carrying one), so the stale event bit it shows cannot arise',
   },
-  contended_20x20ms: { model: trialFacts, fields: ['switch_without_abort'] },
-  contended_200x1ms: { model: trialFacts, fields: ['switch_without_abort'] },
+  contended_20x20ms: { model: trialFacts, fields: ['switch_without_abort'], noise: switchCountNoise },
+  contended_200x1ms: { model: trialFacts, fields: ['switch_without_abort'], noise: switchCountNoise },
   migrated_inside: { model: part('migrated_inside'), fields: ONE_FIELDS, noise: gaveUp },
   membarrier_ipi_inside: { model: part('membarrier_ipi_inside'), fields: ONE_FIELDS, noise: gaveUp },
   bad_signature_inside_signal: { model: fatal('bad_signature_inside_signal', insideSignal('badsig')), fields: ['child'] },
