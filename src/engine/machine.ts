@@ -390,15 +390,7 @@ export class Machine {
       this.threw(t, e);
       return;
     }
-    if (r.done === true) {
-      if (t.frames.length > 0) this.returnFromHandler(t);
-      else this.finishThread(t, r.value);
-      return;
-    }
-    if (r.value !== OP_TOKEN || !t.opPending) {
-      throw new UsageError(`${t.name} yielded ${describeValue(r.value)}, which is not an operation`, t.sites?.[0]);
-    }
-    if (this.det !== null) this.det.observe(t, describeOp);
+    this.settle(t, r);
   }
 
   /** A SimFault is the thread's SIGSEGV; anything else is not ours to handle here. */
@@ -592,6 +584,11 @@ export class Machine {
       this.threw(t, e);
       return;
     }
+    this.settle(t, r);
+  }
+
+  /** What a resumed generator did: finished (the thread or a handler frame) or issued an operation. */
+  private settle(t: SimThread, r: IteratorResult<unknown, unknown>): void {
     if (r.done === true) {
       if (t.frames.length > 0) this.returnFromHandler(t);
       else this.finishThread(t, r.value);

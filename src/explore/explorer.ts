@@ -159,16 +159,21 @@ export function checkDeterminism(s: Scenario, cfg: RunConfig, runs: number, seed
   }
 }
 
-export function check(s: Scenario, opts: CheckOptions): CheckResult {
-  const start = monotonicMs();
-  const seed = opts.seed ?? 1;
-  const cfg: RunConfig = {
+/** The configuration every run of a check shares. */
+export function runConfigOf(s: Scenario, opts: CheckOptions): RunConfig {
+  return {
     memoryModel: opts.memoryModel,
     versions: scenarioVersions(s, opts.versions),
     variant: opts.variant,
     settings: opts.settings,
     perturb: opts.perturb,
   };
+}
+
+export function check(s: Scenario, opts: CheckOptions): CheckResult {
+  const start = monotonicMs();
+  const seed = opts.seed ?? 1;
+  const cfg = runConfigOf(s, opts);
   guard(() => checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed));
   const strategy = makeStrategy(opts);
   const maxRuns = opts.runs ?? (opts.strategy === 'dfs' || opts.strategy === 'dpor' ? Infinity : 1000);

@@ -9,8 +9,8 @@ import { Worker } from 'node:worker_threads';
 import { monotonicMs } from '../engine/globals.ts';
 import { InternalError, UsageError } from '../engine/errors.ts';
 import type { Scenario } from '../scenario/define.ts';
-import { runScenario, type RunConfig } from '../scenario/run.ts';
-import { check, checkDeterminism, makeFinding, scenarioVersions, type CheckOptions, type CheckResult } from './explorer.ts';
+import { runScenario } from '../scenario/run.ts';
+import { check, checkDeterminism, makeFinding, runConfigOf, type CheckOptions, type CheckResult } from './explorer.ts';
 import { PctStrategy } from './pct.ts';
 import { RandomStrategy } from './random.ts';
 import type { WorkerMessage, WorkerTask } from './worker.ts';
@@ -19,13 +19,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
   if (workers <= 1 || (opts.strategy !== 'random' && opts.strategy !== 'pct')) return check(s, opts);
   const start = monotonicMs();
   const seed = opts.seed ?? 1;
-  const cfg: RunConfig = {
-    memoryModel: opts.memoryModel,
-    versions: scenarioVersions(s, opts.versions),
-    variant: opts.variant,
-    settings: opts.settings,
-    perturb: opts.perturb,
-  };
+  const cfg = runConfigOf(s, opts);
   checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed);
   // Run 0 here: it calibrates PCT's k.
   const pct = new PctStrategy(seed, opts.pctDepth ?? 3);
