@@ -39,13 +39,13 @@ for (const [name, s] of [
   }
 }
 
-console.log('\nParallel workers: PCT on reclaim-stacks (glibc 2.10, PSO: nothing to find, so CPU-bound), same runs');
+console.log('\nParallel workers: PCT on reclaim-stacks (glibc 2.10, PSO: nothing to find, so CPU-bound), same runs, worker processes in both');
 {
   const file = path.resolve('scenarios/reclaim-stacks.ts');
-  const opts = { strategy: 'pct', memoryModel: 'pso', versions: { glibc: '2.10' }, runs: 30000, seed: 1, determinismRuns: 0 } as const;
+  const opts = { strategy: 'pct', memoryModel: 'pso', versions: { glibc: '2.10' }, runs: 60000, seed: 1, determinismRuns: 0 } as const;
   const rates: number[] = [];
   for (const workers of [1, 2]) {
-    const r = await checkParallel(reclaimStacks, file, opts, workers);
+    const r = await checkParallel(reclaimStacks, file, opts, workers, false);
     rates.push((r.runs / r.elapsedMs) * 1000);
     console.log(`  ${String(workers).padEnd(2)} worker${workers > 1 ? 's' : ' '} ${Math.round(rates[rates.length - 1]!).toString().padStart(8)} runs/s (${r.runs} runs, finding: ${r.finding ? r.finding.run : 'none'})`);
   }

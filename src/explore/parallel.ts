@@ -1,11 +1,12 @@
 /**
  * Parallel exploration for random walk and PCT: run indices are dealt round-robin to worker
- * threads; the reported finding is the one with the lowest run index, found as in a sequential
+ * processes (worker.ts); the reported finding is the one with the lowest run index, found as in a sequential
  * check (when a worker finds run r, the others finish every index below r and stop), so the
  * findings are the same whatever the worker count. The finding is then replayed, shrunk and
  * traced in the main thread. DFS and DPOR stay sequential.
  */
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { monotonicMs } from '../engine/globals.ts';
 import { InternalError, UsageError } from '../engine/errors.ts';
 import type { Scenario } from '../scenario/define.ts';
@@ -15,8 +16,12 @@ import { PctStrategy } from './pct.ts';
 import { RandomStrategy } from './random.ts';
 import type { WorkerMessage, WorkerTask } from './worker.ts';
 
-export async function checkParallel(s: Scenario, file: string, opts: CheckOptions, workers: number): Promise<CheckResult> {
-  if (workers <= 1 || (opts.strategy !== 'random' && opts.strategy !== 'pct')) return check(s, opts);
+/**
+ * `inProcess`: with one worker, run in this process (the default) or in one worker process like
+ * the others (for measuring how runs per second scale with workers).
+ */
+export async function checkParallel(s: Scenario, file: string, opts: CheckOptions, workers: number, inProcess = true): Promise<CheckResult> {
+  if ((workers <= 1 && inProcess) || (opts.strategy !== 'random' && opts.strategy !== 'pct')) return check(s, opts);
   const start = monotonicMs();
   const seed = opts.seed ?? 1;
   const cfg = runConfigOf(s, opts);
@@ -33,7 +38,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
   const outcomes = new Map<string, number>();
   const coverage = new Map<string, number>(first?.coverage ? [...first.coverage.keys()].map((k) => [k, 1]) : []);
   if (first?.outcome !== undefined) outcomes.set(first.outcome, 1);
-  const pool: Worker[] = [];
+  const pool: ChildProcess[] = [];
   const errors: Extract<WorkerMessage, { type: 'error' }>[] = [];
   const progress = new Map<number, { runs: number; steps: number }>();
   await Promise.all(
@@ -51,9 +56,14 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
         deadline,
       };
       return new Promise<void>((resolve, reject) => {
-        const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: task });
+        const worker = fork(fileURLToPath(new URL('./worker.ts', import.meta.url)), [], {
+          execArgv: ['--import', 'tsx'],
+          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        });
         pool.push(worker);
-        worker.on('message', (m: WorkerMessage) => {
+        worker.send(task);
+        worker.on('message', (msg) => {
+          const m = msg as WorkerMessage;
           if (m.type === 'progress') {
             progress.set(w, m);
             let r = runs;
@@ -66,7 +76,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
           } else if (m.type === 'finding') {
             if (m.run < lowest) {
               lowest = m.run;
-              for (const other of pool) other.postMessage({ stopAbove: lowest });
+              for (const other of pool) if (other.connected) other.send({ stopAbove: lowest });
             }
           } else if (m.type === 'done') {
             progress.delete(w);
@@ -74,11 +84,11 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
             steps += m.steps;
             for (const [o, n] of m.outcomes) outcomes.set(o, (outcomes.get(o) ?? 0) + n);
             for (const [p, n] of m.coverage) coverage.set(p, (coverage.get(p) ?? 0) + n);
-            void worker.terminate();
+            worker.kill();
             resolve();
           } else {
             // An error in a run past the lowest finding is one a sequential check never meets.
-            void worker.terminate();
+            worker.kill();
             if (m.run >= 0) errors.push(m);
             else reject(new InternalError(`worker ${w}: ${m.message}`));
             resolve();

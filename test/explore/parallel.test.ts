@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkParallel } from '../../src/explore/parallel.ts';
+import reclaimStacks from '../../scenarios/reclaim-stacks.ts';
+import { catalogued } from '../helpers.ts';
+
+describe('parallel checks', () => {
+  it('report the same finding (run, verdict, replay string) with 1 and 2 workers', async () => {
+    const opts = { strategy: 'pct', memoryModel: 'pso', versions: { glibc: '2.9' }, runs: 20000, seed: 1 } as const;
+    const one = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 1);
+    const two = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 2);
+    assert.equal(one.finding?.verdict.kind, 'hang');
+    assert.equal(two.finding?.run, one.finding?.run);
+    assert.equal(two.finding?.replay, one.finding?.replay);
+  });
+
+  it('find nothing with 2 workers where 1 finds nothing, over the same runs', async () => {
+    const opts = { strategy: 'random', memoryModel: 'pso', versions: { glibc: '2.10' }, runs: 400, seed: 3 } as const;
+    const two = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 2);
+    assert.equal(two.finding, null);
+    assert.equal(two.runs, 400);
+  });
+});
