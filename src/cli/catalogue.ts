@@ -3,7 +3,8 @@
  * print a table of what was expected and what was found.
  */
 import path from 'node:path';
-import { check } from '../explore/explorer.ts';
+import { check, type CheckOptions } from '../explore/explorer.ts';
+import type { Expectation, Scenario } from '../scenario/define.ts';
 import { catalogueFiles, loadScenario } from './load.ts';
 
 export interface CatalogueRow {
@@ -25,24 +26,29 @@ export interface CatalogueRow {
   readonly syscalls?: number;
 }
 
+/** How an expectation line is checked: its strategy (dfs by default), model, versions and bounds. */
+export function expectationOptions(s: Scenario, e: Expectation): CheckOptions {
+  return {
+    strategy: e.strategy ?? 'dfs',
+    memoryModel: e.memoryModel ?? s.memoryModel ?? 'sc',
+    versions: e.versions,
+    variant: e.variant,
+    settings: e.settings,
+    perturb: e.perturb,
+    runs: e.runs,
+    seed: e.seed,
+    preemptionBound: e.preemptionBound,
+  };
+}
+
 export async function runCatalogue(json: boolean): Promise<boolean> {
   const rows: CatalogueRow[] = [];
   for (const file of catalogueFiles()) {
     const s = await loadScenario(file);
     for (const e of s.expect ?? []) {
-      const memoryModel = e.memoryModel ?? s.memoryModel ?? 'sc';
-      const strategy = e.strategy ?? 'dfs';
-      const r = check(s, {
-        strategy,
-        memoryModel,
-        versions: e.versions,
-        variant: e.variant,
-        settings: e.settings,
-        perturb: e.perturb,
-        runs: e.runs,
-        seed: e.seed,
-        preemptionBound: e.preemptionBound,
-      });
+      const opts = expectationOptions(s, e);
+      const memoryModel = opts.memoryModel;
+      const r = check(s, opts);
       const found = r.finding ? r.finding.verdict.kind : 'none';
       const row: CatalogueRow = {
         scenario: e.variant ? `${s.name}/${e.variant}` : s.name,

@@ -15,7 +15,7 @@ import { EINVAL } from './errno.ts';
 import { SIGCHLD } from './signal.ts';
 import { CLONE_NEWPID } from './syscalls.ts';
 import { newRseqState, rseqFork } from './rseq.ts';
-import { Pid, PidNamespace, Process, Task } from './task.ts';
+import { Pid, PidNamespace, Process, Task, taskOf } from './task.ts';
 
 export const CLONE_VM = 0x100;
 export const CLONE_FS = 0x200;
@@ -45,11 +45,6 @@ export interface CloneTids {
   readonly tls?: number;
 }
 
-function taskOf(t: unknown): Task {
-  const task = (t as SimThread).task as Task | null;
-  if (task === null) throw new Error('clone: system calls need a scenario with a kernel');
-  return task;
-}
 
 /** copy_process's flag checks, in the kernel's order (reference fork-pid.md 1.4). */
 function checkFlags(task: Task, flags: number): number {

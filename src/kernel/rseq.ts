@@ -17,7 +17,7 @@ import type { SimThread } from '../engine/thread.ts';
 import { SimFault } from '../memory/page.ts';
 import { EBUSY, EFAULT, EINVAL, ENOSYS, EPERM } from './errno.ts';
 import type { Kernel } from './kernel.ts';
-import type { Task } from './task.ts';
+import { taskOf, type Task } from './task.ts';
 
 /** struct rseq (include/uapi/linux/rseq.h). */
 export const RSEQ = {
@@ -87,11 +87,6 @@ export class RseqAbort extends Error {
   }
 }
 
-function taskOf(t: unknown): Task {
-  const task = (t as SimThread).task as Task | null;
-  if (task === null) throw new Error('rseq needs a scenario with a kernel');
-  return task;
-}
 
 /** Registration is v2 (the 6.19 optimisations) on a fixed kernel when longer than 32 bytes. */
 function optimised(k: Kernel, reg: RseqRegistration): boolean {

@@ -115,6 +115,13 @@ export class Task {
   }
 }
 
+/** The task of a simulated thread an atomic action runs on; system calls need a kernel. */
+export function taskOf(t: unknown): Task {
+  const task = (t as SimThread).task as Task | null;
+  if (task === null) throw new Error('system calls need a scenario with a kernel (kernel: true or glibc: true)');
+  return task;
+}
+
 /** A fork between its first and last step: the child made, pages still being copied. */
 export interface ForkState {
   readonly flags: number;

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { expectationOptions } from '../../src/cli/catalogue.ts';
 import { catalogueFiles, loadScenario } from '../../src/cli/load.ts';
 import { check } from '../../src/explore/explorer.ts';
 
@@ -18,17 +19,7 @@ describe('the scenario catalogue', async () => {
         .join(', ');
       const label = `${s.name}${e.variant ? `/${e.variant}` : ''} ${e.memoryModel ?? s.memoryModel ?? 'sc'} ${versions} ${e.strategy ?? 'dfs'}: ${e.verdict}`;
       it(label, () => {
-        const r = check(s, {
-          strategy: e.strategy ?? 'dfs',
-          memoryModel: e.memoryModel ?? s.memoryModel ?? 'sc',
-          versions: e.versions,
-          variant: e.variant,
-          settings: e.settings,
-          perturb: e.perturb,
-          runs: e.runs,
-          seed: e.seed,
-          preemptionBound: e.preemptionBound,
-        });
+        const r = check(s, expectationOptions(s, e));
         assert.equal(r.finding?.verdict.kind ?? 'none', e.verdict, r.finding ? `${r.finding.verdict.message}\n${r.finding.replay}` : undefined);
         const exhaustive = (e.strategy ?? 'dfs') === 'dfs' || e.strategy === 'dpor';
         if (e.verdict === 'none' && exhaustive) assert.equal(r.exhausted, true, 'the stated bounds were not exhausted');
