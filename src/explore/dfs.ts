@@ -31,8 +31,24 @@ export class DfsStrategy implements Strategy, Chooser {
   private depth = 0;
   private exhausted = false;
 
-  /** @param bound at most this many preemptions per run; Infinity for none. */
-  constructor(readonly bound: number = Infinity) {}
+  /**
+   * @param bound at most this many preemptions per run; Infinity for none.
+   * @param share for parallel search: explore only the root choice's alternatives whose
+   *   position in the DFS order is `share.first`, `share.first + share.stride`, ... (subtrees).
+   */
+  constructor(
+    readonly bound: number = Infinity,
+    readonly share: { readonly first: number; readonly stride: number } | null = null,
+  ) {}
+
+  private inShare(depth: number, position: number): boolean {
+    return depth > 0 || this.share === null || (position >= this.share.first && (position - this.share.first) % this.share.stride === 0);
+  }
+
+  /** The position in the DFS order of the root alternative the current run took (-1: no choice). */
+  get rootPosition(): number {
+    return this.frames.length > 0 ? this.frames[0]!.next : -1;
+  }
 
   nextRun(): Chooser | null {
     if (this.exhausted) return null;
@@ -71,9 +87,14 @@ export class DfsStrategy implements Strategy, Chooser {
       preempt = new Uint8Array(n);
       for (let i = 0; i < n; i++) preempt[i] = i !== current ? 1 : 0;
     }
-    frames.push({ arity: n, order, preempt, next: 0, preBefore });
+    let next = 0;
+    if (frames.length === 0 && this.share !== null) {
+      next = this.share.first;
+      if (next >= n) throw new Error(`DFS share ${this.share.first} of a root choice among ${n}`);
+    }
+    frames.push({ arity: n, order, preempt, next, preBefore });
     this.depth++;
-    return def;
+    return order[next]!;
   }
 
   endRun(): void {
@@ -82,6 +103,7 @@ export class DfsStrategy implements Strategy, Chooser {
     while (frames.length > 0) {
       const f = frames[frames.length - 1]!;
       for (let i = f.next + 1; i < f.order.length; i++) {
+        if (!this.inShare(frames.length - 1, i)) continue;
         if (f.preBefore + (f.preempt?.[f.order[i]!] ?? 0) <= this.bound) {
           f.next = i;
           return;

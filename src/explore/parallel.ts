@@ -1,9 +1,10 @@
 /**
- * Parallel exploration for random walk and PCT: run indices are dealt round-robin to worker
- * processes (worker.ts); the reported finding is the one with the lowest run index, found as in a sequential
- * check (when a worker finds run r, the others finish every index below r and stop), so the
- * findings are the same whatever the worker count. The finding is then replayed, shrunk and
- * traced in the main thread. DFS and DPOR stay sequential.
+ * Parallel exploration on worker processes (worker.ts). Random walk and PCT: run indices are
+ * dealt round-robin; DFS: the subtrees under the first choice are (by their position in DFS
+ * order). The reported finding is the one a sequential check meets first: the lowest run index,
+ * or the lowest subtree (when a worker finds one, the others finish everything before it and
+ * stop), so findings do not depend on the worker count. The finding is then replayed, shrunk and
+ * traced here. DPOR stays sequential: its backtrack sets span subtrees.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +13,10 @@ import { InternalError, UsageError } from '../engine/errors.ts';
 import type { Scenario } from '../scenario/define.ts';
 import { runScenario } from '../scenario/run.ts';
 import { check, checkDeterminism, makeFinding, runConfigOf, type CheckOptions, type CheckResult } from './explorer.ts';
+import { DfsStrategy } from './dfs.ts';
 import { PctStrategy } from './pct.ts';
 import { RandomStrategy } from './random.ts';
+import { ReplayChooser } from './replay.ts';
 import type { WorkerMessage, WorkerTask } from './worker.ts';
 
 /**
@@ -21,15 +24,24 @@ import type { WorkerMessage, WorkerTask } from './worker.ts';
  * the others (for measuring how runs per second scale with workers).
  */
 export async function checkParallel(s: Scenario, file: string, opts: CheckOptions, workers: number, inProcess = true): Promise<CheckResult> {
-  if ((workers <= 1 && inProcess) || (opts.strategy !== 'random' && opts.strategy !== 'pct')) return check(s, opts);
+  if ((workers <= 1 && inProcess) || opts.strategy === 'dpor') return check(s, opts);
   const start = monotonicMs();
   const seed = opts.seed ?? 1;
   const cfg = runConfigOf(s, opts);
   checkDeterminism(s, cfg, opts.determinismRuns ?? 12, seed);
+  const dfs = opts.strategy === 'dfs';
+  if (dfs) {
+    // The root choice's arity bounds how many workers can share the tree.
+    const probe = runScenario(s, cfg, new DfsStrategy(opts.preemptionBound ?? Infinity).nextRun()!);
+    if (probe.log.len === 0) return check(s, opts);
+    workers = Math.min(workers, probe.log.arity[0]!);
+  }
   // Run 0 here: it calibrates PCT's k.
   const pct = new PctStrategy(seed, opts.pctDepth ?? 3);
   const first = opts.strategy === 'pct' ? runScenario(s, cfg, pct.nextRun()) : null;
   if (first) pct.endRun(first.log);
+  let findingChoices: number[] | null = null;
+  let allExhausted = dfs;
   const maxRuns = opts.runs ?? 1000;
   const deadline = opts.timeMs === undefined ? Number.MAX_SAFE_INTEGER : performance.timeOrigin + performance.now() + opts.timeMs;
   let lowest = first?.verdict ? 0 : Infinity;
@@ -46,13 +58,14 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
       const task: WorkerTask = {
         file,
         cfg,
-        strategy: opts.strategy as 'random' | 'pct',
+        strategy: opts.strategy as 'random' | 'pct' | 'dfs',
+        bound: opts.preemptionBound ?? null,
         seed,
         pctDepth: opts.pctDepth ?? 3,
         pctK: pct.k,
         first: (first ? 1 : 0) + w,
         stride: workers,
-        maxRuns: lowest === Infinity ? maxRuns : 0,
+        maxRuns: lowest === Infinity ? (dfs ? Infinity : maxRuns) : 0,
         deadline,
       };
       return new Promise<void>((resolve, reject) => {
@@ -76,6 +89,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
           } else if (m.type === 'finding') {
             if (m.run < lowest) {
               lowest = m.run;
+              findingChoices = m.choices ?? null;
               for (const other of pool) if (other.connected) other.send({ stopAbove: lowest });
             }
           } else if (m.type === 'done') {
@@ -84,6 +98,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
             steps += m.steps;
             for (const [o, n] of m.outcomes) outcomes.set(o, (outcomes.get(o) ?? 0) + n);
             for (const [p, n] of m.coverage) coverage.set(p, (coverage.get(p) ?? 0) + n);
+            if (!m.exhausted) allExhausted = false;
             worker.kill();
             resolve();
           } else {
@@ -105,7 +120,11 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
   }
   const result: CheckResult = {
     scenario: s.name,
-      strategy: `${opts.strategy === 'pct' ? `PCT depth ${opts.pctDepth ?? 3}` : 'random walk'}, seed ${seed}, ${workers} workers`,
+      strategy: `${
+        dfs
+          ? `exhaustive DFS, ${opts.preemptionBound === undefined ? 'no preemption bound' : `preemption bound ${opts.preemptionBound}`}`
+          : `${opts.strategy === 'pct' ? `PCT depth ${opts.pctDepth ?? 3}` : 'random walk'}, seed ${seed}`
+      }, ${workers} workers`,
       memoryModel: opts.memoryModel,
       versions: cfg.versions ?? {},
       variant: opts.variant,
@@ -113,7 +132,7 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
       runs,
       steps,
       elapsedMs: monotonicMs() - start,
-      exhausted: false,
+      exhausted: allExhausted && lowest === Infinity,
       finding: null,
       findings: 0,
       outcomes,
@@ -121,7 +140,12 @@ export async function checkParallel(s: Scenario, file: string, opts: CheckOption
   };
   if (lowest === Infinity) return result;
   // Repeat the lowest failing run here, where it is shrunk and traced.
-  const chooser = opts.strategy === 'pct' ? pct.chooserFor(lowest) : new RandomStrategy(seed).chooserFor(lowest);
+  const chooser =
+    findingChoices !== null
+      ? new ReplayChooser(findingChoices)
+      : opts.strategy === 'pct'
+        ? pct.chooserFor(lowest)
+        : new RandomStrategy(seed).chooserFor(lowest);
   const failing = runScenario(s, cfg, chooser);
   const finding = makeFinding(s, cfg, failing, lowest, opts.shrink !== false);
   return { ...result, finding, findings: 1, elapsedMs: monotonicMs() - start };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkParallel } from '../../src/explore/parallel.ts';
 import reclaimStacks from '../../scenarios/reclaim-stacks.ts';
+import lostUpdate from '../../scenarios/lost-update.ts';
 import { catalogued } from '../helpers.ts';
 
 describe('parallel checks', () => {
@@ -12,6 +13,17 @@ describe('parallel checks', () => {
     assert.equal(one.finding?.verdict.kind, 'hang');
     assert.equal(two.finding?.run, one.finding?.run);
     assert.equal(two.finding?.replay, one.finding?.replay);
+  });
+
+  it('split DFS by root subtrees: the same runs, exhaustion and first finding as a sequential DFS', async () => {
+    const opts = { strategy: 'dfs', memoryModel: 'sc', versions: { glibc: '2.10' }, preemptionBound: 1 } as const;
+    const one = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 1);
+    const two = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 2);
+    assert.equal(two.exhausted, true);
+    assert.equal(two.runs, one.runs);
+    const lost = await checkParallel(lostUpdate, catalogued('lost-update'), { strategy: 'dfs', memoryModel: 'sc' }, 2);
+    const lostSeq = await checkParallel(lostUpdate, catalogued('lost-update'), { strategy: 'dfs', memoryModel: 'sc' }, 1);
+    assert.equal(lost.finding?.replay, lostSeq.finding?.replay);
   });
 
   it('find nothing with 2 workers where 1 finds nothing, over the same runs', async () => {
