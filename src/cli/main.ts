@@ -111,7 +111,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs, dpor: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
-    .option('--workers <n>', 'worker threads for random and pct (same findings for any count)', intArg('workers', 1), 1)
+    .option('--workers <n>', 'worker processes for random, pct and dfs (same findings for any count)', intArg('workers', 1), 1)
     .option('--no-shrink', 'report the finding as found, without shrinking it')
     .option('--json', 'print JSON')
     .action(async (file: string, o: CliCheck) => {
