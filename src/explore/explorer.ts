@@ -18,6 +18,8 @@ import { PctStrategy } from './pct.ts';
 import { RandomChooser, RandomStrategy } from './random.ts';
 import { ReplayChooser } from './replay.ts';
 import { decodeReplay, encodeReplay } from './replay-string.ts';
+import { KERNEL_PROFILES } from '../kernel/profile.ts';
+import { GLIBC_PROFILES } from '../libc/profile.ts';
 import { shrink } from './shrink.ts';
 import { runSeed, type Strategy } from './strategy.ts';
 
@@ -65,6 +67,11 @@ export interface Finding {
   /** The run (0-based) that found it. */
   readonly run: number;
   readonly steps: number;
+  /**
+   * The versions under which the same choices give the same verdict (scenarios with a kernel or
+   * glibc): the smallest set of profiles the finding needs, as "kernel 6.19 / glibc 2.34, 2.35".
+   */
+  readonly failsWith?: readonly Versions[];
   /** What shrinking did: the found run's steps and preemptions, and the re-runs it took. */
   readonly shrink?: { readonly stepsBefore: number; readonly preemptionsBefore: number; readonly preemptionsAfter: number; readonly runs: number };
 }
@@ -252,7 +259,31 @@ export function makeFinding(s: Scenario, cfg: RunConfig, result: RunResult, run:
       `run ${run} ended in '${result.verdict!.kind}' but its replay ended in '${traced.verdict?.kind ?? 'no finding'}': the scenario is not deterministic`,
     );
   }
-  return { verdict: traced.verdict, replay, trace: traced.trace ?? [], run, steps: traced.steps, shrink: shrinkInfo };
+  return { verdict: traced.verdict, replay, trace: traced.trace ?? [], run, steps: traced.steps, shrink: shrinkInfo, failsWith: versionSet(s, cfg, choices, traced.verdict) };
+}
+
+/**
+ * Replay the finding's choices under every other profile the scenario uses, and keep those where
+ * the same verdict comes out (a replay that no longer fits the choices counts as "does not fail").
+ */
+function versionSet(s: Scenario, cfg: RunConfig, choices: readonly number[], verdict: Verdict): Versions[] | undefined {
+  const uses = scenarioVersions(s, cfg.versions);
+  if (uses.kernel === undefined && uses.glibc === undefined) return undefined;
+  const kernels = uses.kernel === undefined ? [undefined] : Object.keys(KERNEL_PROFILES);
+  const glibcs = uses.glibc === undefined ? [undefined] : Object.keys(GLIBC_PROFILES);
+  const out: Versions[] = [];
+  for (const kernel of kernels) {
+    for (const glibc of glibcs) {
+      const versions: Versions = { kernel, glibc };
+      try {
+        const r = runScenario(s, { ...cfg, versions }, new ReplayChooser(choices));
+        if (r.verdict?.kind === verdict.kind) out.push(versions);
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+      }
+    }
+  }
+  return out;
 }
 
 /** Run once from a replay string, traced. */

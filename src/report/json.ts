@@ -38,6 +38,7 @@ export function checkToJson(r: CheckResult) {
       run: r.finding.run,
       steps: r.finding.steps,
       shrink: r.finding.shrink,
+      failsWith: r.finding.failsWith,
       trace: traceJson(r.finding.trace),
     },
   };

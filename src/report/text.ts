@@ -84,6 +84,7 @@ export function formatCheck(r: CheckResult, file: string): string {
     `FOUND ${formatVerdict(f.verdict)}`,
     `  in ${head}`,
     `  at run ${f.run + 1} of ${stats}`,
+    ...(f.failsWith ? [`  the same schedule fails under: ${formatVersionSet(f.failsWith)}`] : []),
     ...(f.shrink
       ? [`  shrunk from ${f.shrink.stepsBefore} steps and ${f.shrink.preemptionsBefore} preemptions to ${f.steps} steps and ${f.shrink.preemptionsAfter} (${f.shrink.runs} re-runs)`]
       : []),
@@ -119,4 +120,14 @@ export function formatCoverage(coverage: ReadonlyMap<string, number>): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([p, n]) => `${p} (${n})`)
     .join('; ')}`;
+}
+
+/** A set of versions, grouped by kernel: "kernel 6.19 with glibc 2.34, 2.35; kernel 7.1 with ...". */
+export function formatVersionSet(set: readonly { kernel?: string; glibc?: string }[]): string {
+  if (set.length === 0) return 'no profile (not even its own: the replay ran under changed settings)';
+  const byKernel = new Map<string, string[]>();
+  for (const v of set) byKernel.set(v.kernel ?? '-', [...(byKernel.get(v.kernel ?? '-') ?? []), ...(v.glibc ? [v.glibc] : [])]);
+  return [...byKernel]
+    .map(([k, g]) => (k === '-' ? `glibc ${g.join(', ')}` : g.length > 0 ? `kernel ${k} with glibc ${g.join(', ')}` : `kernel ${k}`))
+    .join('; ');
 }
