@@ -224,7 +224,10 @@ export class Machine {
    */
   private runAlone(t: SimThread): void {
     if (this.onCpu[t.cpu] !== t) this.contextSwitch(t, this.onCpu[t.cpu]);
-    if (this.kernel === null && this.det === null && t.history === null && !t.interrupt) return this.spinAlone(t);
+    if (this.kernel === null && this.det === null && t.history === null && !t.interrupt) {
+      this.spinAlone(t);
+      if (this.verdict !== null || t.state !== RUNNING || this.active.length !== 1) return;
+    }
     do {
       this.stepCount++;
       this.stepOnCpu(t, true);
