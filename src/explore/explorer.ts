@@ -21,6 +21,7 @@ import { decodeReplay, encodeReplay } from './replay-string.ts';
 import { KERNEL_PROFILES } from '../kernel/profile.ts';
 import { GLIBC_PROFILES } from '../libc/profile.ts';
 import { shrink } from './shrink.ts';
+import { Tally } from './tally.ts';
 import { runSeed, type Strategy } from './strategy.ts';
 
 export interface CheckOptions {
@@ -186,15 +187,12 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
   const maxRuns = opts.runs ?? (opts.strategy === 'dfs' || opts.strategy === 'dpor' ? Infinity : 1000);
   const runCfg: RunConfig = strategy instanceof DporStrategy ? { ...cfg, observer: strategy } : cfg;
   const deadline = opts.timeMs === undefined ? Infinity : start + opts.timeMs;
-  const outcomes = new Map<string, number>();
-  const coverage = new Map<string, number>();
-  let runs = 0;
-  let steps = 0;
+  const tally = new Tally();
   let findings = 0;
   let first: { result: RunResult; run: number } | null = null;
   let cost: RunCost | null = null;
   let exhausted = false;
-  while (runs < maxRuns) {
+  while (tally.runs < maxRuns) {
     const chooser = strategy.nextRun();
     if (chooser === null) {
       exhausted = true;
@@ -202,19 +200,16 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     }
     const r = guard(() => runScenario(s, runCfg, chooser));
     strategy.endRun(r.log, r.steps);
-    runs++;
-    steps += r.steps;
-    if (runs === 1) cost = r.cost;
-    if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
-    if (r.coverage) for (const p of r.coverage.keys()) coverage.set(p, (coverage.get(p) ?? 0) + 1);
+    tally.add(r);
+    if (tally.runs === 1) cost = r.cost;
     if (r.verdict !== null) {
       findings++;
-      if (first === null) first = { result: r, run: runs - 1 };
+      if (first === null) first = { result: r, run: tally.runs - 1 };
       if (!opts.keepGoing) break;
     }
-    if ((runs & 15) === 0) {
+    if ((tally.runs & 15) === 0) {
       const now = monotonicMs();
-      opts.onProgress?.({ runs, steps, elapsedMs: now - start, findings });
+      opts.onProgress?.({ runs: tally.runs, steps: tally.steps, elapsedMs: now - start, findings });
       if (now >= deadline) break;
     }
   }
@@ -227,14 +222,14 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     versions: cfg.versions ?? {},
     variant: opts.variant,
     cost,
-    runs,
-    steps,
+    runs: tally.runs,
+    steps: tally.steps,
     elapsedMs: monotonicMs() - start,
     exhausted,
     finding,
     findings,
-    outcomes,
-    coverage,
+    outcomes: tally.outcomes,
+    coverage: tally.coverage,
   };
 }
 

@@ -10,6 +10,7 @@ import type { Scenario } from '../scenario/define.ts';
 import { runScenario, type RunConfig } from '../scenario/run.ts';
 import { UsageError } from '../engine/errors.ts';
 import { DfsStrategy } from './dfs.ts';
+import { Tally } from './tally.ts';
 import { PctStrategy } from './pct.ts';
 import { RandomStrategy } from './random.ts';
 
@@ -46,39 +47,43 @@ const port = {
   on: (_event: 'message', f: (m: { stopAbove: number }) => void) => process.on('message', f as (m: unknown) => void),
 };
 
+/** The lowest run (or subtree) the parent says has a finding: nothing past it needs running. */
+function stopListener(): { above: number } {
+  const stop = { above: Infinity };
+  port.on('message', (m: { stopAbove: number }) => {
+    stop.above = Math.min(stop.above, m.stopAbove);
+  });
+  return stop;
+}
+
+function done(t: Tally): Extract<WorkerMessage, { type: 'done' }> {
+  return { type: 'done', runs: t.runs, steps: t.steps, outcomes: [...t.outcomes], coverage: [...t.coverage] };
+}
+
 /**
  * DFS over the root subtrees at positions first, first + stride, ...: runs in DFS order, a
  * finding reported with its root position (the order a sequential DFS would meet it in).
  */
 async function dfsMain(task: WorkerTask, s: Scenario): Promise<void> {
   const dfs = new DfsStrategy(task.bound ?? Infinity, { first: task.first, stride: task.stride });
-  let stopAbove = Infinity;
-  port.on('message', (m: { stopAbove: number }) => {
-    stopAbove = Math.min(stopAbove, m.stopAbove);
-  });
-  let runs = 0;
-  let steps = 0;
-  const outcomes = new Map<string, number>();
-  const coverage = new Map<string, number>();
+  const stop = stopListener();
+  const tally = new Tally();
   for (let chooser = dfs.nextRun(); chooser !== null; chooser = dfs.nextRun()) {
     const r = runScenario(s, task.cfg, chooser);
-    runs++;
-    steps += r.steps;
-    if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
-    if (r.coverage) for (const p of r.coverage.keys()) coverage.set(p, (coverage.get(p) ?? 0) + 1);
+    tally.add(r);
     const position = dfs.rootPosition;
     if (r.verdict !== null) {
       port.postMessage({ type: 'finding', run: position, choices: r.log.values() } satisfies WorkerMessage);
       break;
     }
     dfs.endRun();
-    if ((runs & 63) === 0) {
-      port.postMessage({ type: 'progress', runs, steps } satisfies WorkerMessage);
+    if ((tally.runs & 63) === 0) {
+      port.postMessage({ type: 'progress', runs: tally.runs, steps: tally.steps } satisfies WorkerMessage);
       await new Promise((resolve) => setImmediate(resolve));
-      if (dfs.rootPosition > stopAbove || performance.now() + performance.timeOrigin >= task.deadline) break;
+      if (dfs.rootPosition > stop.above || performance.now() + performance.timeOrigin >= task.deadline) break;
     }
   }
-  port.postMessage({ type: 'done', runs, steps, outcomes: [...outcomes], coverage: [...coverage], exhausted: dfs.done } satisfies WorkerMessage);
+  port.postMessage({ ...done(tally), exhausted: dfs.done } satisfies WorkerMessage);
 }
 
 async function main(task: WorkerTask): Promise<void> {
@@ -87,15 +92,9 @@ async function main(task: WorkerTask): Promise<void> {
   if (task.strategy === 'dfs') return dfsMain(task, s);
   const strategy =
     task.strategy === 'random' ? new RandomStrategy(task.seed) : Object.assign(new PctStrategy(task.seed, task.pctDepth), { k: task.pctK });
-  let stopAbove = Infinity;
-  port.on('message', (m: { stopAbove: number }) => {
-    stopAbove = Math.min(stopAbove, m.stopAbove);
-  });
-  let runs = 0;
-  let steps = 0;
-  const outcomes = new Map<string, number>();
-  const coverage = new Map<string, number>();
-  for (let i = task.first; i < task.maxRuns && i < stopAbove; i += task.stride) {
+  const stop = stopListener();
+  const tally = new Tally();
+  for (let i = task.first; i < task.maxRuns && i < stop.above; i += task.stride) {
     let r;
     try {
       r = runScenario(s, task.cfg, strategy.chooserFor(i));
@@ -104,22 +103,19 @@ async function main(task: WorkerTask): Promise<void> {
       port.postMessage({ type: 'error', run: i, usage: e instanceof UsageError, message } satisfies WorkerMessage);
       return;
     }
-    runs++;
-    steps += r.steps;
-    if (r.outcome !== undefined) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
-    if (r.coverage) for (const p of r.coverage.keys()) coverage.set(p, (coverage.get(p) ?? 0) + 1);
+    tally.add(r);
     if (r.verdict !== null) {
       port.postMessage({ type: 'finding', run: i } satisfies WorkerMessage);
       break;
     }
-    if ((runs & 63) === 0) {
-      port.postMessage({ type: 'progress', runs, steps } satisfies WorkerMessage);
+    if ((tally.runs & 63) === 0) {
+      port.postMessage({ type: 'progress', runs: tally.runs, steps: tally.steps } satisfies WorkerMessage);
       // Let stop messages in, and give up at the deadline.
       await new Promise((resolve) => setImmediate(resolve));
       if (performance.now() + performance.timeOrigin >= task.deadline) break;
     }
   }
-  port.postMessage({ type: 'done', runs, steps, outcomes: [...outcomes], coverage: [...coverage] } satisfies WorkerMessage);
+  port.postMessage(done(tally) satisfies WorkerMessage);
 }
 
 /** The parent sends the task as the first message. */

@@ -12,12 +12,13 @@
  * observable, code came to depend on it (TCMalloc), and 6.19 stopped doing it.
  */
 import { CHOICE_DATA } from '../engine/choice.ts';
-import { atomic, cover, type AtomicAction, type Op } from '../engine/ops.ts';
+import { atomic, cover, type Op } from '../engine/ops.ts';
+import { Syscall } from './syscall.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { SimFault } from '../memory/page.ts';
 import { EBUSY, EFAULT, EINVAL, ENOSYS, EPERM } from './errno.ts';
 import type { Kernel } from './kernel.ts';
-import { taskOf, type Task } from './task.ts';
+import type { Task } from './task.ts';
 
 /** struct rseq (include/uapi/linux/rseq.h). */
 export const RSEQ = {
@@ -96,69 +97,67 @@ function optimised(k: Kernel, reg: RseqRegistration): boolean {
 
 /** rseq(2) (kernel/rseq.c SYSCALL_DEFINE4(rseq)), checks in the kernel's order (rseq.md 2.1). */
 export function sysRseq(area: number, len: number, flags: number, sig: number): Op {
-  const action: AtomicAction<number> = {
-    name: 'rseq',
-    run(t: unknown): number {
-      const thread = t as SimThread;
-      const task = taskOf(t);
-      const k = task.kernel;
-      k.charge(thread);
-      if (k.profile.rseq === null) return -ENOSYS;
-      const st = task.rseq;
-      const mm = task.process.mm;
-      if (flags & RSEQ_FLAG_UNREGISTER) {
-        // rseq_unregister (rseq.md 2.3).
-        if (flags & ~RSEQ_FLAG_UNREGISTER) return -EINVAL;
-        if (st.reg === null || st.reg.area !== area) return -EINVAL;
-        if (len !== st.reg.len) return -EINVAL;
-        if (sig >>> 0 !== st.reg.sig) return -EPERM;
+  return atomic(
+    new Syscall(
+      'rseq',
+      (k, task, thread) => {
+        if (k.profile.rseq === null) return -ENOSYS;
+        const st = task.rseq;
+        const mm = task.process.mm;
+        if (flags & RSEQ_FLAG_UNREGISTER) {
+          // rseq_unregister (rseq.md 2.3).
+          if (flags & ~RSEQ_FLAG_UNREGISTER) return -EINVAL;
+          if (st.reg === null || st.reg.area !== area) return -EINVAL;
+          if (len !== st.reg.len) return -EINVAL;
+          if (sig >>> 0 !== st.reg.sig) return -EPERM;
+          try {
+            mm.store(area + RSEQ.CPU_ID_START, 4, 0);
+            mm.store(area + RSEQ.CPU_ID, 4, RSEQ_CPU_ID_UNINITIALIZED >>> 0);
+            mm.store(area + RSEQ.NODE_ID, 4, 0);
+            mm.store(area + RSEQ.MM_CID, 4, 0);
+          } catch (e) {
+            if (e instanceof SimFault) return -EFAULT;
+            throw e;
+          }
+          st.reg = null;
+          return 0;
+        }
+        if (flags !== 0) return -EINVAL;
+        if (st.reg !== null) {
+          if (st.reg.area !== area || st.reg.len !== len) return -EINVAL;
+          if (sig >>> 0 !== st.reg.sig) return -EPERM;
+          return -EBUSY;
+        }
+        const align = len === RSEQ.ORIG_SIZE ? RSEQ.ORIG_SIZE : k.profile.rseqAlign;
+        if (len < RSEQ.ORIG_SIZE || area % align !== 0 || (len > RSEQ.ORIG_SIZE && len < k.profile.rseqFeatureSize)) return -EINVAL;
+        if (area === 0 || area + len > TASK_SIZE) return -EFAULT;
         try {
-          mm.store(area + RSEQ.CPU_ID_START, 4, 0);
-          mm.store(area + RSEQ.CPU_ID, 4, RSEQ_CPU_ID_UNINITIALIZED >>> 0);
-          mm.store(area + RSEQ.NODE_ID, 4, 0);
-          mm.store(area + RSEQ.MM_CID, 4, 0);
+          if (k.profile.rseqClearCsOnRegister) {
+            // P-cs0 (2025): read rseq_cs and clear it when set (fault => EFAULT). When it is 0
+            // nothing is written: a read-only area registers, and the ID write on the way back to
+            // user space kills the task (kernel/rseq.c 6.18: rseq_get_rseq_cs_ptr_val, then
+            // `if (rseq_cs && clear_rseq_cs(rseq))`; probes/rseq errors register_readonly_page_cs0).
+            if (mm.load64(area + RSEQ.RSEQ_CS) !== 0n) mm.store64(area + RSEQ.RSEQ_CS, 0n);
+          }
+          if (k.profile.rseq !== 'classic') {
+            mm.store64(area + RSEQ.RSEQ_CS, 0n);
+            mm.store(area + RSEQ.CPU_ID_START, 4, 0xffffffff);
+            mm.store(area + RSEQ.CPU_ID, 4, 0xffffffff);
+          }
         } catch (e) {
           if (e instanceof SimFault) return -EFAULT;
           throw e;
         }
-        st.reg = null;
+        st.reg = { area, len, sig: sig >>> 0, gen: mm.generationAt(area) };
+        st.idsChanged = true;
+        st.event = true;
+        thread.switchedOut = true; // force an ID update before the return to user space
         return 0;
-      }
-      if (flags !== 0) return -EINVAL;
-      if (st.reg !== null) {
-        if (st.reg.area !== area || st.reg.len !== len) return -EINVAL;
-        if (sig >>> 0 !== st.reg.sig) return -EPERM;
-        return -EBUSY;
-      }
-      const align = len === RSEQ.ORIG_SIZE ? RSEQ.ORIG_SIZE : k.profile.rseqAlign;
-      if (len < RSEQ.ORIG_SIZE || area % align !== 0 || (len > RSEQ.ORIG_SIZE && len < k.profile.rseqFeatureSize)) return -EINVAL;
-      if (area === 0 || area + len > TASK_SIZE) return -EFAULT;
-      try {
-        if (k.profile.rseqClearCsOnRegister) {
-          // P-cs0 (2025): read rseq_cs and clear it when set (fault => EFAULT). When it is 0
-          // nothing is written: a read-only area registers, and the ID write on the way back to
-          // user space kills the task (kernel/rseq.c 6.18: rseq_get_rseq_cs_ptr_val, then
-          // `if (rseq_cs && clear_rseq_cs(rseq))`; probes/rseq errors register_readonly_page_cs0).
-          if (mm.load64(area + RSEQ.RSEQ_CS) !== 0n) mm.store64(area + RSEQ.RSEQ_CS, 0n);
-        }
-        if (k.profile.rseq !== 'classic') {
-          mm.store64(area + RSEQ.RSEQ_CS, 0n);
-          mm.store(area + RSEQ.CPU_ID_START, 4, 0xffffffff);
-          mm.store(area + RSEQ.CPU_ID, 4, 0xffffffff);
-        }
-      } catch (e) {
-        if (e instanceof SimFault) return -EFAULT;
-        throw e;
-      }
-      st.reg = { area, len, sig: sig >>> 0, gen: mm.generationAt(area) };
-      st.idsChanged = true;
-      st.event = true;
-      thread.switchedOut = true; // force an ID update before the return to user space
-      return 0;
-    },
-    describe: () => `rseq(0x${area.toString(16)}, ${len}, ${flags}, 0x${(sig >>> 0).toString(16)})`,
-  };
-  return atomic(action);
+      },
+      undefined,
+      `0x${area.toString(16)}, ${len}, ${flags}, 0x${(sig >>> 0).toString(16)}`,
+    ),
+  );
 }
 
 /** getauxval(AT_RSEQ_FEATURE_SIZE / AT_RSEQ_ALIGN): 0 before 6.3. */
@@ -175,35 +174,33 @@ export function auxv(k: Kernel, type: number): number {
  * caller is not IPI'd. Without the REGISTER command first: EPERM.
  */
 export function membarrier(cmd: number, flags: number, cpu: number): Op {
-  const action: AtomicAction<number> = {
-    name: 'membarrier',
-    run(t: unknown): number {
-      const thread = t as SimThread;
-      const task = taskOf(t);
-      const k = task.kernel;
-      k.charge(thread);
-      const p = task.process;
-      if (cmd === MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) {
-        p.membarrierRseq = true;
+  return atomic(
+    new Syscall(
+      'membarrier',
+      (k, task, thread) => {
+        const p = task.process;
+        if (cmd === MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) {
+          p.membarrierRseq = true;
+          return 0;
+        }
+        if (cmd !== MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) return -EINVAL;
+        if (!p.membarrierRseq) return -EPERM;
+        const onCpu = k.machine.onCpu;
+        for (let c = 0; c < onCpu.length; c++) {
+          if (flags & MEMBARRIER_CMD_FLAG_CPU && c !== cpu) continue;
+          const other = onCpu[c];
+          if (!other || other === thread || other.state !== 0) continue;
+          const ot = other.task as Task | null;
+          if (!ot || ot.process.mm !== p.mm) continue;
+          ot.rseq.ipi = true;
+          other.interrupt = true;
+        }
         return 0;
-      }
-      if (cmd !== MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) return -EINVAL;
-      if (!p.membarrierRseq) return -EPERM;
-      const onCpu = k.machine.onCpu;
-      for (let c = 0; c < onCpu.length; c++) {
-        if (flags & MEMBARRIER_CMD_FLAG_CPU && c !== cpu) continue;
-        const other = onCpu[c];
-        if (!other || other === thread || other.state !== 0) continue;
-        const ot = other.task as Task | null;
-        if (!ot || ot.process.mm !== p.mm) continue;
-        ot.rseq.ipi = true;
-        other.interrupt = true;
-      }
-      return 0;
-    },
-    describe: () => `membarrier(0x${cmd.toString(16)}, ${flags}, ${cpu})`,
-  };
-  return atomic(action);
+      },
+      undefined,
+      `0x${cmd.toString(16)}, ${flags}, ${cpu}`,
+    ),
+  );
 }
 
 /**

@@ -4,7 +4,8 @@
  * (futex wait, wait4) are an atomic step that may be disabled until it can complete; fork and
  * friends, which let other threads run in the middle, are in clone.ts.
  */
-import { atomic, type AtomicAction, type Op, type SimCode } from '../engine/ops.ts';
+import { atomic, type Op, type SimCode } from '../engine/ops.ts';
+import { Syscall } from './syscall.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from '../memory/page.ts';
 import { EAGAIN, ECHILD, EINVAL, ENOMEM, ENOSPC, ESRCH } from './errno.ts';
@@ -30,32 +31,6 @@ export const SIG_SETMASK = 2;
 
 /** mmap_write_lock is held by a fork copying this address space (kernel/fork.c dup_mmap). */
 const mmUnlocked = (task: Task): boolean => task.process.mm.frozen === null;
-
-/** A system call as an atomic action on the calling task. */
-class Syscall<R = number> implements AtomicAction<R> {
-  constructor(
-    readonly name: string,
-    private readonly body: (k: Kernel, task: Task, t: SimThread) => R,
-    private readonly isEnabled?: (task: Task) => boolean,
-    private readonly detail?: string,
-  ) {}
-
-  enabled(t: unknown): boolean {
-    return this.isEnabled === undefined || this.isEnabled((t as SimThread).task as Task);
-  }
-
-  run(t: unknown): R {
-    const thread = t as SimThread;
-    const task = thread.task as Task | null;
-    if (task === null) throw new Error(`${this.name}: system calls need a scenario with a kernel (kernel: {...})`);
-    task.kernel.charge(thread);
-    return this.body(task.kernel, task, thread);
-  }
-
-  describe(): string {
-    return this.detail ? `${this.name}(${this.detail})` : `${this.name}()`;
-  }
-}
 
 const GETPID = new Syscall('getpid', (_k, task) => task.process.pid.in(task.ns));
 const GETTID = new Syscall('gettid', (_k, task) => task.pid.in(task.ns));
