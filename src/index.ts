@@ -28,6 +28,8 @@ export {
   join,
   exit,
   atomic,
+  loopEntry,
+  loopHead,
   type Op,
   type SimCode,
   type SimFunction,

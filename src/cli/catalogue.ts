@@ -38,6 +38,7 @@ export function expectationOptions(s: Scenario, e: Expectation): CheckOptions {
     runs: e.runs,
     seed: e.seed,
     preemptionBound: e.preemptionBound,
+    stateHash: e.stateHash,
   };
 }
 

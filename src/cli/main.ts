@@ -113,6 +113,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--keep-going', 'do not stop at the first finding')
     .option('--workers <n>', 'worker processes for random, pct and dfs (same findings for any count)', intArg('workers', 1), 1)
     .option('--no-shrink', 'report the finding as found, without shrinking it')
+    .option('--state-hash', 'fingerprint states: livelocks as repeated states, distinct-state counts (default for dfs and dpor; dfs prunes states seen)')
+    .option('--no-state-hash', 'do not fingerprint states (livelocks then show only as hangs, by the step budget)')
     .option('--json', 'print JSON')
     .action(async (file: string, o: CliCheck) => {
       const s = await loadScenario(file);
@@ -133,6 +135,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           preemptionBound: o.preemptionBound,
           keepGoing: o.keepGoing,
           shrink: o.shrink,
+          stateHash: o.stateHash,
           onProgress: progress?.update,
         } satisfies CheckOptions, o.workers);
       } finally {
@@ -287,6 +290,7 @@ interface CliCheck {
   pctDepth: number;
   preemptionBound?: number;
   keepGoing?: boolean;
+  stateHash?: boolean;
   json?: boolean;
 }
 

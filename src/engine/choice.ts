@@ -23,6 +23,20 @@ export class Agents {
   entry = new Int32Array(64);
   /** Index of the agent that continues the thread that ran last, or -1 (a switch is then free). */
   current = -1;
+  /**
+   * The fingerprint of the state the choice is made in (engine/state-hash.ts), computed on
+   * demand; `withLast` adds which thread ran last (it decides what counts as a preemption).
+   * Null when the run does not hash states.
+   */
+  stateKey: ((withLast: boolean) => number) | null = null;
+  /** The machine's step count at this choice (state hashing only). */
+  step = 0;
+  /**
+   * The state is the one the run was in at step `since` (a cycle on the run's path, which a
+   * stateful search found): returns true when the cycle is a livelock, whose verdict the machine
+   * has then set (the chooser ends the run with PRUNE either way).
+   */
+  repeatSince: ((since: number) => boolean) | null = null;
 
   ensure(n: number): void {
     if (n <= this.kind.length) return;
@@ -40,9 +54,13 @@ export class Agents {
  * just the range. Both are only called with n >= 2.
  */
 export interface Chooser {
+  /** The agent to move, or {@link PRUNE}: end the run here (a state explored before). */
   schedule(agents: Agents, n: number): number;
   data(n: number): number;
 }
+
+/** Chooser.schedule's answer for "end this run: nothing new is reachable from here". */
+export const PRUNE = -1;
 
 /**
  * Watches what each step touches, for partial-order reduction (explore/dpor.ts). The machine

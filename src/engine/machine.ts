@@ -8,7 +8,7 @@
 import { AddressSpace } from '../memory/address-space.ts';
 import type { MemoryModel } from '../memory/model.ts';
 import { SimFault } from '../memory/page.ts';
-import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, type Chooser, type StepObserver } from './choice.ts';
+import { Agents, AGENT_DRAIN, AGENT_STEP, CHOICE_DATA, CHOICE_SCHEDULE, ChoiceLog, PRUNE, type Chooser, type StepObserver } from './choice.ts';
 import { DeterminismLog, recordEvent, recordResult, recordStart } from './determinism.ts';
 import { AssertionFailed, InternalError, ProcessAbort, UsageError } from './errors.ts';
 import { installTraps, removeTraps } from './globals.ts';
@@ -34,6 +34,8 @@ import {
   type SimFunction,
 } from './ops.ts';
 import { callerSites, errorSite, thrownByHyrum, type SourceSite } from './source.ts';
+import { Hasher } from '../memory/fingerprint.ts';
+import { advancePosition, markPosition, setPositionTracking, startPosition } from './state-hash.ts';
 import { DONE, HandlerStart, Redirect, RUNNING, SimThread } from './thread.ts';
 import { describeOp, describeValue, type TraceStep } from './trace.ts';
 import type { Verdict } from './verdict.ts';
@@ -56,6 +58,17 @@ export interface MachineOptions {
   readonly observer?: StepObserver | null;
   /** Record coverage points (system calls by result, cover() in models). */
   readonly coverage?: boolean;
+  /**
+   * Keep thread positions so that states can be fingerprinted (state-hash.ts): offers
+   * `Agents.stateKey` to the chooser, and ends a run in `livelock` when a state recurs on its
+   * own path with every thread that could move having moved. Leaves the fast paths.
+   */
+  readonly stateHash?: boolean;
+}
+
+/** What else holds modelled state outside simulated memory and threads (the kernel, glibc). */
+export interface StatePart {
+  hashState(h: Hasher): void;
 }
 
 /** What an attached kernel model wants to hear from the machine. */
@@ -103,6 +116,22 @@ export class Machine {
   readonly coverage: Map<string, number> | null;
   /** The attached kernel model, if any. */
   kernel: KernelHooks | null = null;
+  /** Fingerprint the state (opts.stateHash); then also what the kernel and glibc hold. */
+  readonly hashing: boolean;
+  readonly stateParts: StatePart[] = [];
+  /** The run ended early: the chooser pruned it, or a state recurred unfairly (Chooser.pruneRepeats). */
+  pruned = false;
+  private readonly hasher = new Hasher();
+  /** The current state's fingerprint, valid while `keyed` (until the next step). */
+  private keyed = false;
+  /** Threads parked by atState. */
+  private parkedCount = 0;
+  private key = 0;
+  private keyA = 0;
+  private keyB = 0;
+  private readonly mems: AddressSpace[] = [];
+  /** States met at loop heads in this run, by key: the step count then. */
+  private readonly cycles: Map<number, number> | null;
 
   constructor(
     opts: MachineOptions,
@@ -119,6 +148,12 @@ export class Machine {
     this.forkable = opts.forkable ?? false;
     this.obs = opts.observer ?? null;
     this.coverage = opts.coverage ? new Map() : null;
+    this.hashing = opts.stateHash ?? false;
+    this.cycles = this.hashing ? new Map() : null;
+    if (this.hashing) {
+      this.agents.stateKey = (withLast) => this.stateKey(withLast);
+      this.agents.repeatSince = (since) => this.repeatSince(since);
+    }
   }
 
   get memoryModel(): MemoryModel {
@@ -132,6 +167,7 @@ export class Machine {
   /** The machine's one source of nondeterminism; n >= 2. */
   choose(n: number, kind: number): number {
     const v = kind === CHOICE_SCHEDULE ? this.chooser.schedule(this.agents, n) : this.chooser.data(n);
+    if (v === PRUNE && kind === CHOICE_SCHEDULE) return PRUNE;
     if (!(v >= 0 && v < n)) throw new InternalError(`strategy answered ${v} to a choice among ${n}`);
     this.log.push(v, n, kind);
     return v;
@@ -154,6 +190,7 @@ export class Machine {
     const t = new SimThread(id, path, id % this.cpus, mem, gen, fn, args);
     t.task = task;
     if (this.forkable) t.history = [];
+    if (this.hashing) startPosition(t, path);
     if (this.det !== null) recordStart(t, args);
     this.threads.push(t);
     this.active.push(t);
@@ -166,12 +203,14 @@ export class Machine {
   run(): Verdict | null {
     installTraps();
     setCoverage(this.coverage);
+    setPositionTracking(this.hashing);
     try {
       this.loop();
     } finally {
       removeTraps();
       setCurrent(null, false);
       setCoverage(null);
+      setPositionTracking(false);
     }
     return this.verdict;
   }
@@ -179,16 +218,20 @@ export class Machine {
   private loop(): void {
     const agents = this.agents;
     const invariant = this.hooks.invariant;
-    const plain = !this.weak && this.trace === null && this.obs === null;
+    const plain = !this.weak && this.trace === null && this.obs === null && !this.hashing;
     const obs = this.obs;
     for (;;) {
+      if (this.hashing) {
+        this.atState();
+        if (this.verdict !== null) return;
+      }
       // List the agents that can move.
       const act = this.active;
       let n = 0;
       agents.current = -1;
       for (let i = 0; i < act.length; i++) {
         const t = act[i]!;
-        if (t.state === RUNNING && ((t.op < OP_FIRST_BLOCKING && t.mem.frozen === null) || this.enabled(t))) {
+        if (t.state === RUNNING && !t.parked && ((t.op < OP_FIRST_BLOCKING && t.mem.frozen === null) || this.enabled(t))) {
           if (t === this.last) agents.current = n;
           agents.thread[n] = t;
           agents.kind[n++] = AGENT_STEP;
@@ -205,7 +248,13 @@ export class Machine {
         if (this.verdict !== null) return;
         continue;
       }
+      if (this.hashing) agents.step = this.stepCount;
       const k = n === 1 ? 0 : this.choose(n, CHOICE_SCHEDULE);
+      this.keyed = false;
+      if (k === PRUNE) {
+        if (this.verdict === null) this.pruned = true;
+        return;
+      }
       const t = agents.thread[k]!;
       this.stepCount++;
       if (obs !== null) obs.beginStep(t, agents.kind[k] === AGENT_STEP ? -1 : agents.entry[k]!);
@@ -213,6 +262,10 @@ export class Machine {
       else this.drain(t, agents.entry[k]!);
       if (obs !== null) obs.endStep();
       if (this.verdict !== null) return;
+      if (this.hashing) {
+        if (agents.kind[k] === AGENT_STEP) t.lastStep = this.stepCount;
+        if (this.parkedCount > 0) this.unparkAll();
+      }
       if (invariant !== undefined) this.checkInvariant(invariant);
       if (this.verdict !== null) return;
     }
@@ -436,6 +489,7 @@ export class Machine {
   redirect(t: SimThread, error: Error): void {
     t.history?.push(new Redirect(error));
     if (this.det !== null) recordEvent(t, 0x7ab);
+    if (this.hashing) markPosition(t, 0x7ab, error.message);
     t.opPending = false;
     t.sites = null;
     setCurrent(t, this.sites);
@@ -623,6 +677,7 @@ export class Machine {
     }
     this.obs?.drained(t, entry);
     sb.drain(entry, t.mem);
+    t.lastDrain = this.stepCount;
     if (t.state === DONE && sb.count === 0) this.deactivate(t);
   }
 
@@ -630,6 +685,7 @@ export class Machine {
   private advance(t: SimThread, result: unknown): void {
     if (this.det !== null && t.opPending) recordResult(t, result);
     if (t.history !== null && t.opPending) t.history.push(result);
+    if (this.hashing && t.opPending) advancePosition(t, result);
     t.opPending = false;
     t.sites = null;
     setCurrent(t, this.sites);
@@ -691,6 +747,10 @@ export class Machine {
     t.frames.push({ gen: t.gen, op: t.op, size: t.size, a0: t.a0, a1: t.a1, a2: t.a2, b1: t.b1, b2: t.b2, obj: t.obj, args: t.args, sites: t.sites });
     t.history?.push(new HandlerStart(fn, args));
     if (this.det !== null) recordEvent(t, t.frames.length);
+    if (this.hashing) {
+      markPosition(t, 0x4a1, fn);
+      markPosition(t, 0x4a2, args);
+    }
     t.gen = fn(...args);
     t.opPending = false;
     this.advance(t, undefined);
@@ -784,6 +844,134 @@ export class Machine {
       thread: blocked[0]!.name,
       sites: blocked[0]!.sites ?? undefined,
     });
+  }
+
+  // ---- state hashing (state-hash.ts) --------------------------------------------------------
+
+  /**
+   * The fingerprint of the current state: threads in creation order (state, position, pending
+   * operation, CPU, store buffer, which address space; a finished thread's return value), the
+   * address spaces in use, the CPUs' last threads (with a kernel: rseq's switch tracking reads
+   * them), and the kernel's and glibc's own state.
+   */
+  private fingerprint(): void {
+    const h = this.hasher.reset();
+    const mems = this.mems;
+    mems.length = 0;
+    for (const t of this.threads) {
+      h.word(t.state);
+      const sb = t.sb;
+      if (t.state === RUNNING) {
+        h.word(t.pos1);
+        h.word(t.pos2);
+        h.word(t.op);
+        h.word(t.size);
+        h.num(t.a0);
+        h.num(t.a1);
+        h.word(t.cpu);
+        h.num(t.ip);
+        h.bool(t.interrupt);
+        h.bool(t.parked);
+        h.word(t.frames.length);
+      } else h.value(t.retval);
+      if (t.state === RUNNING || sb.count > 0) {
+        let m = mems.indexOf(t.mem);
+        if (m < 0) m = mems.push(t.mem) - 1;
+        h.word(m);
+      }
+      h.word(sb.count);
+      for (let i = 0; i < sb.count; i++) {
+        h.num(sb.addr[i]!);
+        h.word(sb.size[i]!);
+        h.word(sb.lo[i]!);
+        h.word(sb.hi[i]!);
+      }
+    }
+    for (const m of mems) m.hashInto(h);
+    if (this.kernel !== null) {
+      for (let c = 0; c < this.cpus; c++) h.word(this.onCpu[c]?.id ?? -1);
+      for (const t of this.threads) h.bool(t.switchedOut);
+    }
+    for (const part of this.stateParts) part.hashState(h);
+    this.key = h.key;
+    this.keyA = h.a;
+    this.keyB = h.b;
+    this.keyed = true;
+  }
+
+  /** The current state's key; `withLast` adds the thread that ran last (what a preemption is depends on it). */
+  stateKey(withLast: boolean): number {
+    if (!this.keyed) this.fingerprint();
+    if (!withLast) return this.key;
+    const h = this.hasher.reset(this.keyA, this.keyB);
+    h.word(this.last?.id ?? -1);
+    return h.key;
+  }
+
+  /**
+   * At each state where a thread has just passed a loop head, a state met before on this run's
+   * path closes a cycle (a stateful search finds the cycles through its choices itself, and asks
+   * `repeatSince`). It is a livelock when
+   * every thread that can move moved in the cycle and every store buffer holding stores drained
+   * in it (a weakly fair cycle, which a fair scheduler may repeat forever). Otherwise the threads
+   * that went round it are parked until another agent moves: running them first only repeats
+   * states, and a search still explores every schedule from the cycle's first visit.
+   */
+  private atState(): void {
+    let looped: SimThread | null = null;
+    for (const t of this.active) {
+      if (t.looped) {
+        t.looped = false;
+        looped ??= t;
+      }
+    }
+    if (looped === null) return;
+    const key = this.stateKey(false);
+    const cycles = this.cycles!;
+    const since = cycles.get(key);
+    if (since === undefined) {
+      cycles.set(key, this.stepCount);
+      return;
+    }
+    if (this.livelockSince(since, looped)) return;
+    for (const u of this.active) {
+      if (u.state === RUNNING && u.lastStep > since && !u.parked) {
+        u.parked = true;
+        this.parkedCount++;
+      }
+    }
+    this.keyed = false;
+  }
+
+  /** The state recurred since step `since`: a livelock (verdict set) when the cycle is fair. */
+  private livelockSince(since: number, t: SimThread): boolean {
+    if (!this.fairSince(since)) return false;
+    this.setVerdict({
+      kind: 'livelock',
+      message:
+        `the run came back at step ${this.stepCount} to the state of step ${since}, and every thread that could move ` +
+        `moved in between (${t.name} last): a fair scheduler may repeat these ${this.stepCount - since} steps forever`,
+      thread: t.name,
+      sites: t.sites ?? undefined,
+    });
+    return true;
+  }
+
+  private repeatSince(since: number): boolean {
+    return this.livelockSince(since, this.last ?? this.active[0]!);
+  }
+
+  private unparkAll(): void {
+    for (const t of this.active) t.parked = false;
+    this.parkedCount = 0;
+  }
+
+  private fairSince(step: number): boolean {
+    for (const t of this.active) {
+      if (t.state === RUNNING && t.opPending && this.enabled(t) && t.lastStep <= step) return false;
+      if (t.sb.count > 0 && t.lastDrain <= step) return false;
+    }
+    return true;
   }
 
   /** Check an invariant now (at the end of a run); the verdict if it is violated. */

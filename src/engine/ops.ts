@@ -10,6 +10,7 @@
  */
 import { UsageError } from './errors.ts';
 import { callerSites, type SourceSite } from './source.ts';
+import { entryOf, headAt, positionsTracked, type Positioned } from './state-hash.ts';
 
 /** The token every operation helper returns; simulated code yields it. */
 export type Op = number & { readonly __op: unique symbol };
@@ -194,6 +195,31 @@ export function at(ip: number): void {
   const t = cur;
   if (t === null) throw new UsageError('at(ip) outside simulated code', callerSites()[0]);
   (t as OpRegisters & { ip: number }).ip = ip;
+}
+
+/**
+ * Enter a loop whose head will be marked with {@link loopHead}: returns a number naming the loop
+ * and everything the thread did before it (its position). Not an operation: no yield. Returns 0
+ * when state hashing is off.
+ */
+export function loopEntry(): number {
+  const t = cur;
+  if (t === null) throw new UsageError('loopEntry() outside simulated code', callerSites()[0]);
+  return positionsTracked() ? entryOf(t as unknown as Positioned) : 0;
+}
+
+/**
+ * Mark a loop head for state hashing: from here on the thread's position is (entry, v0, v1, v2)
+ * plus what it is given later, so a loop that goes round without changing memory comes back to
+ * a state seen before (a livelock, or a revisit a search may prune). The promise: v0..v2 are all
+ * the loop's live values that differ between iterations (the loop variables), and its code keeps
+ * no other JS state across iterations. Not an operation: no yield, no scheduling point.
+ */
+export function loopHead(entry: number, v0 = 0, v1 = 0, v2 = 0): void {
+  if (!positionsTracked()) return;
+  const t = cur;
+  if (t === null) throw new UsageError('loopHead() outside simulated code', callerSites()[0]);
+  headAt(t as unknown as Positioned, entry, v0, v1, v2);
 }
 
 /** A nondeterministic value in [0, n) for scenario data: explored like scheduling. */

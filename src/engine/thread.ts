@@ -6,11 +6,12 @@ import type { AddressSpace } from '../memory/address-space.ts';
 import { StoreBuffer } from '../memory/store-buffer.ts';
 import type { OpRegisters, SimCode, SimFunction } from './ops.ts';
 import type { SourceSite } from './source.ts';
+import type { Positioned } from './state-hash.ts';
 
 export const RUNNING = 0;
 export const DONE = 1;
 
-export class SimThread implements OpRegisters {
+export class SimThread implements OpRegisters, Positioned {
   // Operation registers (see ops.ts).
   opPending = false;
   op = 0;
@@ -37,6 +38,20 @@ export class SimThread implements OpRegisters {
   hist = 0;
   hist2 = 0;
   opCount = 0;
+  /** The thread's position for state hashing (state-hash.ts): its path and results since its last loop head. */
+  pos1 = 0;
+  pos2 = 0;
+  /** It passed a loop head in its last step. */
+  looped = false;
+  /**
+   * It went round a loop that changed nothing while another thread that could move did not
+   * (Machine.atState): it sits out until another agent moves, since running it again only
+   * repeats states (GenMC's and Nidhugg's treatment of spin loops as waits).
+   */
+  parked = false;
+  /** Step counts at its last step and at the last drain of its store buffer (fairness of a repeated state). */
+  lastStep = 0;
+  lastDrain = 0;
   /**
    * Results of every operation performed, and markers for signal-handler frames, kept when the
    * machine may fork: a fork child is this thread re-run on these results (see Machine.forkThread).

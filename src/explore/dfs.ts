@@ -8,8 +8,20 @@
  * thread that ran last. A preemption is letting any other agent move (another thread, or a
  * store buffer's drain) while the thread that ran last could go on, so the bound limits both
  * interleavings and store delays; data choices are never preemptions.
+ *
+ * When runs fingerprint states (RunConfig.stateHash), the search is stateful (Holzmann's DFS with a visited set, as SPIN's): a
+ * scheduling choice in a state whose fingerprint (engine/state-hash.ts) was met before with no
+ * more preemptions spent ends the run there, since everything reachable from it was or is being
+ * explored from the earlier visit (with a bound, the key includes the thread that ran last, which
+ * decides what a preemption is). A state that recurs on the run's own path without every
+ * runnable thread moving is a livelock when the cycle is fair (Machine.atState). When subtrees
+ * are shared out to workers (`share`), each subtree of the first choice has its own visited set,
+ * so that a subtree explores the same runs whichever worker takes it and findings do not depend
+ * on the worker count; a search in one process prunes across subtrees (often far more: two
+ * threads' first steps commute across the root's subtrees), and may then meet a bug by another
+ * schedule than a parallel search does.
  */
-import { type Agents, type Chooser } from '../engine/choice.ts';
+import { PRUNE, type Agents, type Chooser } from '../engine/choice.ts';
 import { NondeterminismError } from '../engine/errors.ts';
 import type { Strategy } from './strategy.ts';
 
@@ -23,6 +35,9 @@ interface Frame {
   next: number;
   /** Preemptions taken by the frames before this one. */
   readonly preBefore: number;
+  /** The state's fingerprint (-1: none) and the machine's step count there. */
+  readonly key: number;
+  readonly step: number;
 }
 
 export class DfsStrategy implements Strategy, Chooser {
@@ -30,6 +45,12 @@ export class DfsStrategy implements Strategy, Chooser {
   private readonly frames: Frame[] = [];
   private depth = 0;
   private exhausted = false;
+  /** Fingerprints of the states met in the current root subtree, with the fewest preemptions spent there. */
+  private readonly visited = new Map<number, number>();
+  private statesSeen = 0;
+  private stateful = false;
+  /** Keys of the current path's frames, by frame index (a repeat among them is a cycle). */
+  private readonly onPath = new Map<number, number>();
 
   /**
    * @param bound at most this many preemptions per run; Infinity for none.
@@ -40,6 +61,11 @@ export class DfsStrategy implements Strategy, Chooser {
     readonly bound: number = Infinity,
     readonly share: { readonly first: number; readonly stride: number } | null = null,
   ) {}
+
+  /** States met (summed over root subtrees: one met in two subtrees counts twice). */
+  get states(): number {
+    return this.statesSeen;
+  }
 
   private inShare(depth: number, position: number): boolean {
     return depth > 0 || this.share === null || (position >= this.share.first && (position - this.share.first) % this.share.stride === 0);
@@ -77,6 +103,21 @@ export class DfsStrategy implements Strategy, Chooser {
     }
     const prev = frames[frames.length - 1];
     const preBefore = prev ? prev.preBefore + (prev.preempt?.[prev.order[prev.next]!] ?? 0) : 0;
+    let key = -1;
+    if (agents !== null && agents.stateKey !== null) {
+      this.stateful = true;
+      key = agents.stateKey(this.bound !== Infinity);
+      const at = this.onPath.get(key);
+      if (at !== undefined) {
+        // Back on the path: a cycle. Holzmann's DFS does not expand an on-stack state again.
+        agents.repeatSince!(frames[at]!.step);
+        return PRUNE;
+      }
+      const seen = this.visited.get(key);
+      if (seen !== undefined && seen <= preBefore) return PRUNE;
+      if (seen === undefined) this.statesSeen++;
+      this.visited.set(key, preBefore);
+    }
     const current = agents ? agents.current : -1;
     const def = current >= 0 ? current : 0;
     const order = new Int32Array(n);
@@ -92,26 +133,37 @@ export class DfsStrategy implements Strategy, Chooser {
       next = this.share.first;
       if (next >= n) throw new Error(`DFS share ${this.share.first} of a root choice among ${n}`);
     }
-    frames.push({ arity: n, order, preempt, next, preBefore });
+    frames.push({ arity: n, order, preempt, next, preBefore, key, step: agents?.step ?? 0 });
+    if (key >= 0) this.onPath.set(key, frames.length - 1);
     this.depth++;
     return order[next]!;
   }
 
   endRun(): void {
     const frames = this.frames;
-    frames.length = this.depth;
+    this.truncate(this.depth);
     while (frames.length > 0) {
       const f = frames[frames.length - 1]!;
       for (let i = f.next + 1; i < f.order.length; i++) {
         if (!this.inShare(frames.length - 1, i)) continue;
         if (f.preBefore + (f.preempt?.[f.order[i]!] ?? 0) <= this.bound) {
           f.next = i;
+          if (frames.length === 1 && this.share !== null) this.visited.clear();
           return;
         }
       }
-      frames.pop();
+      this.truncate(frames.length - 1);
     }
     this.exhausted = true;
+  }
+
+  private truncate(len: number): void {
+    const frames = this.frames;
+    for (let i = len; i < frames.length; i++) {
+      const k = frames[i]!.key;
+      if (k >= 0 && this.onPath.get(k) === i) this.onPath.delete(k);
+    }
+    frames.length = len;
   }
 
   /** True once every run within the bound has been explored. */
@@ -120,7 +172,8 @@ export class DfsStrategy implements Strategy, Chooser {
   }
 
   describe(): string {
-    return `exhaustive DFS, ${this.bound === Infinity ? 'no preemption bound' : `preemption bound ${this.bound}`}`;
+    const bound = this.bound === Infinity ? 'no preemption bound' : `preemption bound ${this.bound}`;
+    return `exhaustive DFS, ${bound}${this.stateful ? ', states cached' : ''}`;
   }
 }
 

@@ -50,6 +50,12 @@ export interface CheckOptions {
   readonly keepGoing?: boolean;
   /** Shrink the first finding before reporting it (default true). */
   readonly shrink?: boolean;
+  /**
+   * Fingerprint states (engine/state-hash.ts): livelocks are found as repeated states, DFS
+   * prunes states it has explored, and the distinct states are counted. Default: on for dfs and
+   * dpor, off for random and pct (it leaves the machine's fast paths).
+   */
+  readonly stateHash?: boolean;
   /** Called every so often with the figures so far. */
   readonly onProgress?: (p: Progress) => void;
 }
@@ -57,6 +63,8 @@ export interface CheckOptions {
 export interface Progress {
   readonly runs: number;
   readonly steps: number;
+  /** Distinct states met so far (when states are fingerprinted). */
+  readonly states?: number;
   readonly elapsedMs: number;
   readonly findings: number;
 }
@@ -88,6 +96,10 @@ export interface CheckResult {
   readonly cost: RunCost | null;
   readonly runs: number;
   readonly steps: number;
+  /** Runs cut short in a state explored before (state hashing). */
+  readonly pruned?: number;
+  /** Distinct states met (state hashing with DFS; summed over the first choice's subtrees). */
+  readonly states?: number;
   readonly elapsedMs: number;
   /** True when the strategy explored everything it could (dfs only). */
   readonly exhausted: boolean;
@@ -127,6 +139,7 @@ function replayParams(cfg: RunConfig): Record<string, string> {
   if (cfg.variant) out.v = cfg.variant;
   for (const [k, v] of Object.entries(cfg.settings ?? {})) out[`t.${k}`] = v;
   if (cfg.perturb) out.p = '1';
+  if (cfg.stateHash) out.h = '1';
   if (cfg.versions?.kernel) out.k = cfg.versions.kernel;
   if (cfg.versions?.glibc) out.g = cfg.versions.glibc;
   return out;
@@ -175,6 +188,7 @@ export function runConfigOf(s: Scenario, opts: CheckOptions): RunConfig {
     variant: opts.variant,
     settings: opts.settings,
     perturb: opts.perturb,
+    stateHash: opts.stateHash ?? (opts.strategy === 'dfs' || opts.strategy === 'dpor'),
   };
 }
 
@@ -209,7 +223,7 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     }
     if ((tally.runs & 15) === 0) {
       const now = monotonicMs();
-      opts.onProgress?.({ runs: tally.runs, steps: tally.steps, elapsedMs: now - start, findings });
+      opts.onProgress?.({ runs: tally.runs, steps: tally.steps, states: statesOf(strategy), elapsedMs: now - start, findings });
       if (now >= deadline) break;
     }
   }
@@ -224,6 +238,8 @@ export function check(s: Scenario, opts: CheckOptions): CheckResult {
     cost,
     runs: tally.runs,
     steps: tally.steps,
+    pruned: tally.pruned,
+    states: statesOf(strategy),
     elapsedMs: monotonicMs() - start,
     exhausted,
     finding,
@@ -293,7 +309,7 @@ export function replayRun(s: Scenario, replay: string): RunResult {
       .filter(([k]) => k.startsWith('t.'))
       .map(([k, v]) => [k.slice(2), v]),
   );
-  const cfg: RunConfig = { memoryModel: mm, versions, variant: data.params.v, settings, perturb: data.params.p === '1' };
+  const cfg: RunConfig = { memoryModel: mm, versions, variant: data.params.v, settings, perturb: data.params.p === '1', stateHash: data.params.h === '1' };
   const r = guard(() => runScenario(s, { ...cfg, trace: true }, chooser));
   if (chooser.remaining > 0) {
     throw new NondeterminismError(
@@ -316,6 +332,10 @@ export function tracedRun(
   const cfg: RunConfig = { memoryModel, versions: scenarioVersions(s, given), variant, settings, perturb };
   const r = guard(() => runScenario(s, { ...cfg, trace: true }, new RandomChooser(runSeed(seed, 0))));
   return { result: r, replay: encodeReplay({ params: replayParams(cfg), choices: r.log.values() }) };
+}
+
+function statesOf(strategy: Strategy): number | undefined {
+  return strategy instanceof DfsStrategy && strategy.states > 0 ? strategy.states : undefined;
 }
 
 /** Errors that escape a run are bad input (UsageError) or Hyrum's own (InternalError). */

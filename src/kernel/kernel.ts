@@ -4,7 +4,8 @@
  * System calls are in syscalls.ts (simple ones) and clone.ts (fork, vfork, clone, execve).
  */
 import { AddressSpace } from '../memory/address-space.ts';
-import type { KernelHooks, Machine } from '../engine/machine.ts';
+import type { Hasher } from '../memory/fingerprint.ts';
+import type { KernelHooks, Machine, StatePart } from '../engine/machine.ts';
 import type { SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
 import { EAGAIN, ENOMEM, ENOSPC } from './errno.ts';
@@ -32,7 +33,7 @@ export interface KernelSettings {
   readonly perturbIncidental?: boolean;
 }
 
-export class Kernel implements KernelHooks {
+export class Kernel implements KernelHooks, StatePart {
   readonly rseqDebug: boolean;
   readonly perturbIncidental: boolean;
   readonly rootNs = new PidNamespace(null, FIRST_USER_PID);
@@ -58,6 +59,87 @@ export class Kernel implements KernelHooks {
     this.init = new Process(new Pid([1], this.rootNs), new AddressSpace(), null);
     this.rootNs.init = this.init;
     machine.kernel = this;
+    if (machine.hashing) machine.stateParts.push(this);
+  }
+
+  /**
+   * The kernel's part of a state fingerprint (engine/state-hash.ts): tasks by PID with their
+   * signal, futex, fork-in-progress, TLS and rseq state; processes (lifetime, wait status,
+   * handlers, pending signals, vfork, membarrier, which mm, mmap placement, children);
+   * namespaces (PID cursors, whether they still add); futex queues in order; reserved PIDs.
+   * Processes, namespaces and mms are named by the order they are met in, from the tasks.
+   */
+  hashState(h: Hasher): void {
+    const procs: Process[] = [];
+    const nss: PidNamespace[] = [];
+    const mms: AddressSpace[] = [];
+    const ordinal = <T>(list: T[], x: T): number => {
+      const i = list.indexOf(x);
+      return i >= 0 ? i : list.push(x) - 1;
+    };
+    for (const [nr, task] of this.tasks) {
+      h.word(nr);
+      h.word(task.thread.id);
+      h.word(ordinal(procs, task.process));
+      h.word(ordinal(nss, task.pidNsForChildren));
+      h.num(task.clearChildTid);
+      h.word(task.sigmask);
+      h.word(task.pending);
+      h.bool(task.exited);
+      h.value(task.futexKey);
+      h.bool(task.futexWoken);
+      h.num(task.tls);
+      const f = task.fork;
+      if (f !== null) {
+        h.word(f.flags);
+        h.word(f.pid.numbers[0]!);
+        h.word(f.pages.length);
+      }
+      const r = task.rseq;
+      if (r.reg !== null) {
+        h.num(r.reg.area);
+        h.word(r.reg.len);
+        h.word(r.reg.sig);
+        h.num(r.reg.gen ?? -1);
+      }
+      h.bool(r.event);
+      h.bool(r.idsChanged);
+      h.bool(r.ipi);
+      h.word(r.cachedCpu);
+    }
+    for (let i = 0; i < procs.length; i++) {
+      const p = procs[i]!;
+      h.word(p.pid.numbers[0]!);
+      h.str(p.state);
+      h.word(p.waitStatus);
+      for (const [sig, handler] of p.sigactions) {
+        h.word(sig);
+        h.value(handler);
+      }
+      h.word(p.sharedPending);
+      h.word(p.vforkParent?.pid.numbers[0] ?? 0);
+      h.bool(p.execed);
+      h.bool(p.membarrierRseq);
+      h.word(ordinal(mms, p.mm));
+      h.num(this.mmapTop.get(p.mm) ?? 0);
+      h.word(p.parent?.pid.numbers[0] ?? 0);
+      h.word(p.children.size);
+      for (const c of p.children) h.word(ordinal(procs, c));
+      h.word(ordinal(nss, p.pid.ns));
+    }
+    for (const ns of nss) {
+      h.word(ns.level);
+      h.word(ns.cursor);
+      h.bool(ns.adding);
+      h.word(ns.init ? ordinal(procs, ns.init) : -1);
+    }
+    for (const [key, q] of this.futexWaiters) {
+      h.str(key);
+      for (const t of q) h.word(t.thread.id);
+    }
+    h.word(this.reserved.size);
+    for (const pid of this.reserved) h.word(pid.numbers[0]!);
+    h.word(this.init.children.size);
   }
 
   // ---- PIDs -------------------------------------------------------------------------------

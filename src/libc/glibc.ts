@@ -6,6 +6,8 @@
  */
 import { atomic, cas32, cover, load32, load8, loadPtr, store32, storePtr, type SimCode, type SimFunction } from '../engine/ops.ts';
 import type { SimThread } from '../engine/thread.ts';
+import type { StatePart } from '../engine/machine.ts';
+import type { Hasher } from '../memory/fingerprint.ts';
 import { ProcessAbort } from '../engine/errors.ts';
 import { clone, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_THREAD, CLONE_VFORK, CLONE_VM, forkLike, PTHREAD_CLONE_FLAGS, THREAD_SELF } from '../kernel/clone.ts';
 import { EINVAL } from '../kernel/errno.ts';
@@ -37,7 +39,7 @@ export interface Library {
   readonly fns: Readonly<Record<string, number>>;
 }
 
-export class Glibc {
+export class Glibc implements StatePart {
   private stackCache: StackCache | null = null;
   private globals = 0;
   private readonly code = new Map<number, SimFunction>();
@@ -53,6 +55,17 @@ export class Glibc {
   rseqOffset = 0;
   rseqSize = 0;
   private rseqRegLen = 0;
+
+  /**
+   * glibc's JS-side state for a state fingerprint (engine/state-hash.ts): what code has been
+   * given an address and which libraries are loaded (all else is in simulated memory).
+   */
+  hashState(h: Hasher): void {
+    h.word(this.code.size);
+    h.num(this.nextProgramFn);
+    h.word(this.libraries.length);
+    h.word(this.mainPds.length);
+  }
 
   constructor(
     readonly profile: GlibcProfile,

@@ -6,7 +6,7 @@
  * Left out: TLS/DTV set-up, guard pages, free_stacks (the 40 MiB limit is never reached here),
  * thread-specific data clearing.
  */
-import { cover, fence, load32, load64, loadPtr, store32, store64, storePtr, type SimCode } from '../engine/ops.ts';
+import { cover, fence, load32, load64, loadPtr, loopEntry, loopHead, store32, store64, storePtr, type SimCode } from '../engine/ops.ts';
 import { MAP_ANONYMOUS, MAP_PRIVATE, mmap } from '../kernel/syscalls.ts';
 import { PROT_READ, PROT_WRITE, PAGE_SIZE } from '../memory/page.ts';
 import { initListHead, listAdd, listDel, listSplice, NEXT } from './list.ts';
@@ -78,7 +78,9 @@ export class StackCache {
     yield* lllLock(g.lock);
     let result = 0;
     let resultSize = 0;
+    const walk = loopEntry();
     for (let entry: number = yield loadPtr(g.stackCache + NEXT); entry !== g.stackCache; entry = yield loadPtr(entry + NEXT)) {
+      loopHead(walk, entry, result, resultSize);
       const tid: number = yield load32(entry + PD.TID);
       const sz: number = yield loadPtr(entry + PD.STACKBLOCK_SIZE);
       if (FREE_P(tid) && sz >= size) {
@@ -157,7 +159,10 @@ export class StackCache {
     cover(this.profile.inFlightStack ? 'glibc reclaim_stacks (2.10 repair)' : 'glibc __reclaim_stacks (2.9 walk)');
     if (this.profile.inFlightStack) yield* this.repairInFlight();
     // Mark all stacks except the still running one as free.
+    const used = loopEntry();
     for (let runp: number = yield loadPtr(g.stackUsed + NEXT); runp !== g.stackUsed; runp = yield loadPtr(runp + NEXT)) {
+      // A walk that never ends still changes actsize each time round: a hang, not a repeated state.
+      loopHead(used, runp);
       if (runp === self) continue;
       yield store32(runp + PD.TID, 0);
       if (this.profile.pidCache) yield store32(runp + PD.PID, selfPid);
@@ -167,7 +172,9 @@ export class StackCache {
     }
     // "Reset the PIDs in any cached stacks." (until the PID cache went, 2.25)
     if (this.profile.pidCache) {
+      const cached = loopEntry();
       for (let runp: number = yield loadPtr(g.stackCache + NEXT); runp !== g.stackCache; runp = yield loadPtr(runp + NEXT)) {
+        loopHead(cached, runp);
         yield store32(runp + PD.PID, selfPid);
       }
     }

@@ -6,6 +6,7 @@
  * The hot path is load/store: one page-number compare against a one-entry cache per direction,
  * then a DataView access. Accesses that straddle a page go byte by byte.
  */
+import { fmix32, type Hasher } from './fingerprint.ts';
 import { Page, Pte, SimFault, PAGE_SIZE, PROT_READ, PROT_WRITE, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './page.ts';
 
 const TWO32 = 4294967296;
@@ -97,6 +98,35 @@ export class AddressSpace {
     return this.ptes.get(Math.floor(addr / PAGE_SIZE))?.prot;
   }
 
+  /**
+   * Mix this space into a state fingerprint (engine/state-hash.ts): each page's number,
+   * protection, flags, mapping generation and bytes, summed so that the map's order does not
+   * matter, and the pages a fork in progress froze. Forgets the cached write page, so that the
+   * next write to any page marks it for rehashing.
+   */
+  hashInto(h: Hasher): void {
+    let a = 0;
+    let b = 0;
+    for (const [pn, pte] of this.ptes) {
+      const page = pte.page;
+      if (!page.hashed) page.rehash();
+      const x = fmix32(Math.imul(pn, 0x9e3779b1) ^ page.h1 ^ Math.imul(pte.prot + 1, 0x01000193) ^ pte.flags ^ Math.imul(pte.gen, 0x85ebca6b));
+      a = (a + x) | 0;
+      b = (b + fmix32(x ^ page.h2 ^ Math.imul(pn, 0xcc9e2d51))) | 0;
+    }
+    h.word(this.ptes.size);
+    h.word(a);
+    h.word(b);
+    const frozen = this.frozen;
+    if (frozen !== null) {
+      let f = 0;
+      for (const pn of frozen) f = (f + fmix32(pn ^ 0x2f0b3a49)) | 0;
+      h.word(frozen.size);
+      h.word(f);
+    }
+    this.invalidate();
+  }
+
   /** Page numbers mapped, in ascending order (fork copies in this order unless told otherwise). */
   mappedPages(): number[] {
     return [...this.ptes.keys()].sort((a, b) => a - b);
@@ -161,6 +191,7 @@ export class AddressSpace {
       pte.page.mappers--;
       pte.page = new Page(pte.page);
     }
+    pte.page.hashed = false;
     this.wPn = pn;
     this.wPage = pte.page;
     if (this.rPn === pn) this.rPage = pte.page;

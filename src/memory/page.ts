@@ -2,6 +2,8 @@
  * Physical pages: 4 KiB of little-endian bytes, shared copy-on-write between address spaces
  * (Linux mm/memory.c, do_wp_page: a write to a page with more than one mapper copies it first).
  */
+import { fmix32 } from './fingerprint.ts';
+
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
@@ -15,10 +17,40 @@ export class Page {
   readonly bytes: Uint8Array;
   readonly view: DataView;
   mappers = 1;
+  /**
+   * The fingerprint of the bytes (h1, h2), valid while `hashed`: AddressSpace clears it when a
+   * write looks the page up, and forgets its cached write page after every fingerprint.
+   */
+  hashed = false;
+  h1 = 0;
+  h2 = 0;
+  private words: Uint32Array | null = null;
 
   constructor(copyOf?: Page) {
     this.bytes = copyOf ? copyOf.bytes.slice() : new Uint8Array(PAGE_SIZE);
     this.view = new DataView(this.bytes.buffer);
+    if (copyOf === undefined) this.hashed = true; // zero bytes: the fingerprint is 0
+    else if (copyOf.hashed) {
+      this.hashed = true;
+      this.h1 = copyOf.h1;
+      this.h2 = copyOf.h2;
+    }
+  }
+
+  /** Fingerprint the bytes: a sum over non-zero words of a mix of (index, word), so a zero page is 0. */
+  rehash(): void {
+    const w = (this.words ??= new Uint32Array(this.bytes.buffer));
+    let a = 0;
+    let b = 0;
+    for (let i = 0; i < w.length; i++) {
+      const x = w[i]!;
+      if (x === 0) continue;
+      a = (a + fmix32(Math.imul(i + 1, 0x9e3779b1) ^ x)) | 0;
+      b = (b + fmix32(Math.imul(x, 0x85ebca6b) ^ Math.imul(i + 7, 0x27d4eb2f))) | 0;
+    }
+    this.h1 = a;
+    this.h2 = b;
+    this.hashed = true;
   }
 }
 

@@ -27,6 +27,8 @@ export function checkToJson(r: CheckResult) {
     versions: r.versions,
     runs: r.runs,
     steps: r.steps,
+    states: r.states ?? null,
+    pruned: r.pruned ?? 0,
     elapsedMs: Math.round(r.elapsedMs),
     exhausted: r.exhausted,
     findings: r.findings,

@@ -73,7 +73,8 @@ export function formatCheck(r: CheckResult, file: string): string {
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   const head = `${r.scenario} (${file}), memory model ${r.memoryModel}${versions ? `, ${versions}` : ''}, ${r.strategy}`;
-  const stats = `${r.runs} runs, ${r.steps} steps, ${secs(r.elapsedMs)}${r.exhausted ? ', search space exhausted' : ''}`;
+  const states = r.states !== undefined ? `, ${r.states} distinct states${r.pruned ? ` (${r.pruned} runs ended at a state seen before)` : ''}` : '';
+  const stats = `${r.runs} runs, ${r.steps} steps${states}, ${secs(r.elapsedMs)}${r.exhausted ? ', search space exhausted' : ''}`;
   const coverage = r.coverage.size > 0 ? `\n  coverage: ${formatCoverage(r.coverage)}` : '';
   if (r.finding === null) {
     const outcomes = r.outcomes.size > 0 ? `\n  outcomes: ${[...r.outcomes].map(([o, n]) => `${o} (${n})`).join(', ')}` : '';

@@ -31,6 +31,8 @@ export interface Expectation {
   /** For dfs: at most this many preemptions per run (omit for no bound). */
   readonly preemptionBound?: number;
   readonly seed?: number;
+  /** Fingerprint states (see CheckOptions.stateHash; default on for dfs and dpor). */
+  readonly stateHash?: boolean;
   /** The verdict that must be found, or 'none' when exploration must find nothing. */
   readonly verdict: VerdictKind | 'none';
 }

@@ -34,6 +34,8 @@ export interface RunConfig {
   readonly coverage?: boolean;
   readonly trace?: boolean;
   readonly determinism?: DeterminismLog | null;
+  /** Fingerprint states: livelock as a repeated state, and the chooser may prune (engine/state-hash.ts). */
+  readonly stateHash?: boolean;
 }
 
 /** What a run cost in the kernel model's terms (see kernel/profile.ts CostModel). */
@@ -55,6 +57,11 @@ export interface RunResult {
   readonly outcome: string | undefined;
   /** Coverage points this run reached, with hit counts. */
   readonly coverage: ReadonlyMap<string, number> | null;
+  /**
+   * The run was cut short in a state explored before (the chooser pruned it, or a state recurred
+   * unfairly): no final check, no outcome.
+   */
+  readonly pruned: boolean;
 }
 
 export function runScenario(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult {
@@ -87,6 +94,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
       forkable: withKernel,
       observer: cfg.observer,
       coverage: cfg.coverage ?? true,
+      stateHash: cfg.stateHash ?? false,
     },
     chooser,
   );
@@ -95,6 +103,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
     ? new Kernel(m, kernelProfile(versions.kernel), { rseqDebug: settings.rseq_debug === '1', perturbIncidental: cfg.perturb })
     : null;
   const glibc = s.glibc ? new Glibc(glibcProfile(versions.glibc), settings) : null;
+  if (glibc !== null && m.hashing) m.stateParts.push(glibc);
   const setup = new Setup(m.mem, kernel, glibc);
   const view = new MemoryView(m.mem);
   glibc?.layOut(setup);
@@ -112,6 +121,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
   const checkInvariant = invariant && (() => invariant.call(s, view, ctx));
   if (checkInvariant && s.invariantAt !== 'end') m.setHooks({ invariant: checkInvariant });
   let verdict = m.run();
+  if (m.pruned) return { kernel, cost: null, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome: undefined, coverage: m.coverage, pruned: true };
   if (verdict === null && checkInvariant && s.invariantAt === 'end') verdict = m.checkInvariantNow(checkInvariant);
   let outcome: string | undefined;
   if (verdict === null) {
@@ -129,7 +139,7 @@ function runWithTraps(s: Scenario, cfg: RunConfig, chooser: Chooser): RunResult 
     }
     cost = { syscalls, simNs };
   }
-  return { kernel, cost, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome, coverage: m.coverage };
+  return { kernel, cost, verdict, steps: m.stepCount, log: m.log, trace: m.trace, outcome, coverage: m.coverage, pruned: false };
 }
 
 function finalCheck(s: Scenario, view: MemoryView, ctx: unknown, results: unknown[]): Verdict | null {
