@@ -14,7 +14,7 @@ export function startProgress(): ProgressHandle | null {
   if (!process.stderr.isTTY) return null;
   const bar = new cliProgress.SingleBar(
     {
-      format: 'runs {runs} | {rate} runs/s | steps {steps} | findings {findings} | {elapsed}s',
+      format: 'runs {runs} | {rate} runs/s | steps {steps} | states {states} | findings {findings} | {elapsed}s',
       stream: process.stderr,
       clearOnComplete: true,
       hideCursor: true,
@@ -27,6 +27,7 @@ export function startProgress(): ProgressHandle | null {
       const payload = {
         runs: p.runs,
         steps: p.steps,
+        states: p.states ?? '-',
         findings: p.findings,
         rate: Math.round((p.runs * 1000) / Math.max(1, p.elapsedMs)),
         elapsed: (p.elapsedMs / 1000).toFixed(1),
