@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import counterAtomic from '../scenarios/counter-atomic.ts';
 import reclaimStacks from '../scenarios/reclaim-stacks.ts';
 import { checkParallel } from '../src/explore/parallel.ts';
+import { check, type CheckResult } from '../src/explore/explorer.ts';
 import lostUpdate from '../scenarios/lost-update.ts';
 import { bareLoop, engineThroughput } from './engine.ts';
 import { runsPerSecond } from './explorer.ts';
@@ -37,6 +38,21 @@ for (const [name, s] of [
     const r = runsPerSecond(s, strategy, 20_000);
     console.log(`  ${name.padEnd(34)} ${strategy.padEnd(7)} ${Math.round(r.perSec).toString().padStart(8)} runs/s (${r.runs} runs)`);
   }
+}
+
+console.log('\nState hashing: stateless vs stateful DFS (states cached), reclaim-stacks, preemption bound 1, nothing to find');
+for (const [glibc, memoryModel] of [
+  ['2.9', 'sc'],
+  ['2.10', 'sc'],
+] as const) {
+  const opts = { strategy: 'dfs', memoryModel, versions: { glibc }, preemptionBound: 1, determinismRuns: 0 } as const;
+  const plain = check(reclaimStacks, { ...opts, stateHash: false });
+  const cached = check(reclaimStacks, { ...opts, stateHash: true });
+  const row = (label: string, r: CheckResult) =>
+    `  glibc ${glibc} ${memoryModel} ${label.padEnd(10)} ${String(r.runs).padStart(6)} runs ${String(r.steps).padStart(8)} steps ${r.states === undefined ? '' : `${r.states} distinct states, `}${Math.round(r.elapsedMs)} ms`;
+  console.log(row('stateless', plain));
+  console.log(row('stateful', cached));
+  console.log(`    runs ${(cached.runs / plain.runs).toFixed(2)}x, steps ${(cached.steps / plain.steps).toFixed(2)}x, time ${(cached.elapsedMs / plain.elapsedMs).toFixed(2)}x`);
 }
 
 console.log('\nParallel workers: PCT on reclaim-stacks (glibc 2.10, PSO: nothing to find, so CPU-bound), same runs, worker processes in both');
