@@ -13,6 +13,15 @@ const TWO32 = 4294967296;
 /** Largest value of the high word for which a 64-bit pointer is still a safe JS integer. */
 const SAFE_HI = 0x200000;
 
+/** A page-table entry's share of its space's fingerprint (stored on the entry: ca, cb). */
+function contribution(pn: number, pte: Pte): void {
+  const page = pte.page;
+  if (!page.hashed) page.rehash();
+  const x = fmix32(Math.imul(pn, 0x9e3779b1) ^ page.h1 ^ Math.imul(pte.prot + 1, 0x01000193) ^ pte.flags ^ Math.imul(pte.gen, 0x85ebca6b));
+  pte.ca = x;
+  pte.cb = fmix32(x ^ page.h2 ^ Math.imul(pn, 0xcc9e2d51));
+}
+
 export class AddressSpace {
   private readonly ptes = new Map<number, Pte>();
   /**
@@ -25,6 +34,13 @@ export class AddressSpace {
   private rPage: Page | null = null;
   private wPn = -1;
   private wPage: Page | null = null;
+  /** Fingerprint upkeep (hashInto): the sums so far, pages written since, whether the layout changed. */
+  private fingerprinted = false;
+  private layoutChanged = true;
+  private sumA = 0;
+  private sumB = 0;
+  private readonly dirty: number[] = [];
+  private sharedPns: number[] = [];
 
   /** Map [addr, addr+len) with fresh zeroed pages (mmap MAP_ANONYMOUS; VM_SHARED for MAP_SHARED). */
   map(addr: number, len: number, prot: number, flags = 0): void {
@@ -33,6 +49,7 @@ export class AddressSpace {
       this.drop(pn);
       this.ptes.set(pn, new Pte(new Page(), prot, flags, this.nextGen++));
     }
+    this.layoutChanged = true;
     this.invalidate();
   }
 
@@ -56,6 +73,7 @@ export class AddressSpace {
       const pte = this.ptes.get(pn);
       if (pte) pte.flags = (pte.flags | set) & ~clear;
     }
+    this.layoutChanged = true;
   }
 
   /**
@@ -72,6 +90,7 @@ export class AddressSpace {
       pte.page.mappers++;
       into.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags, pte.gen));
     }
+    into.layoutChanged = true;
     into.invalidate();
     this.invalidate();
   }
@@ -89,6 +108,7 @@ export class AddressSpace {
     const end = Math.ceil((addr + len) / PAGE_SIZE);
     for (let pn = addr / PAGE_SIZE; pn < end; pn++) if (!this.ptes.has(pn)) return false;
     for (let pn = addr / PAGE_SIZE; pn < end; pn++) this.ptes.get(pn)!.prot = prot;
+    this.layoutChanged = true;
     this.invalidate();
     return true;
   }
@@ -105,18 +125,39 @@ export class AddressSpace {
    * next write to any page marks it for rehashing.
    */
   hashInto(h: Hasher): void {
-    let a = 0;
-    let b = 0;
-    for (const [pn, pte] of this.ptes) {
-      const page = pte.page;
-      if (!page.hashed) page.rehash();
-      const x = fmix32(Math.imul(pn, 0x9e3779b1) ^ page.h1 ^ Math.imul(pte.prot + 1, 0x01000193) ^ pte.flags ^ Math.imul(pte.gen, 0x85ebca6b));
-      a = (a + x) | 0;
-      b = (b + fmix32(x ^ page.h2 ^ Math.imul(pn, 0xcc9e2d51))) | 0;
+    if (this.layoutChanged || !this.fingerprinted) {
+      let a = 0;
+      let b = 0;
+      const shared: number[] = [];
+      for (const [pn, pte] of this.ptes) {
+        contribution(pn, pte);
+        a = (a + pte.ca) | 0;
+        b = (b + pte.cb) | 0;
+        if (pte.flags & VM_SHARED) shared.push(pn);
+      }
+      this.sumA = a;
+      this.sumB = b;
+      this.sharedPns = shared;
+      this.layoutChanged = false;
+      this.fingerprinted = true;
+    } else {
+      // Only pages written since (writePage lists them) and shared ones (another space may have written them).
+      for (const list of [this.dirty, this.sharedPns]) {
+        for (const pn of list) {
+          const pte = this.ptes.get(pn);
+          if (pte === undefined) continue;
+          this.sumA = (this.sumA - pte.ca) | 0;
+          this.sumB = (this.sumB - pte.cb) | 0;
+          contribution(pn, pte);
+          this.sumA = (this.sumA + pte.ca) | 0;
+          this.sumB = (this.sumB + pte.cb) | 0;
+        }
+      }
     }
+    this.dirty.length = 0;
     h.word(this.ptes.size);
-    h.word(a);
-    h.word(b);
+    h.word(this.sumA);
+    h.word(this.sumB);
     const frozen = this.frozen;
     if (frozen !== null) {
       let f = 0;
@@ -149,6 +190,7 @@ export class AddressSpace {
     child.drop(pn);
     pte.page.mappers++;
     child.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags, pte.gen));
+    child.layoutChanged = true;
     child.invalidate();
     this.invalidate();
   }
@@ -158,6 +200,7 @@ export class AddressSpace {
     if (pte) {
       pte.page.mappers--;
       this.ptes.delete(pn);
+      this.layoutChanged = true;
     }
   }
 
@@ -192,6 +235,7 @@ export class AddressSpace {
       pte.page = new Page(pte.page);
     }
     pte.page.hashed = false;
+    if (this.fingerprinted) this.dirty.push(pn);
     this.wPn = pn;
     this.wPage = pte.page;
     if (this.rPn === pn) this.rPage = pte.page;

@@ -68,6 +68,10 @@ export class Pte {
     /** Which mapping this is: a new mmap of the page gets a new one; fork and COW keep it. */
     public gen = 0,
   ) {}
+
+  /** This entry's share of its space's fingerprint, as last computed (AddressSpace.hashInto). */
+  ca = 0;
+  cb = 0;
 }
 
 /** Why an access faulted, as the kernel's SIGSEGV si_code would say. */
