@@ -33,10 +33,11 @@ export class Agents {
   step = 0;
   /**
    * The state is the one the run was in at step `since` (a cycle on the run's path, which a
-   * stateful search found): returns true when the cycle is a livelock, whose verdict the machine
-   * has then set (the chooser ends the run with PRUNE either way).
+   * stateful search found): true when the cycle is weakly fair (every thread that can move and
+   * every non-empty store buffer moved since), that is, a livelock the machine will call at its
+   * next loop head.
    */
-  repeatSince: ((since: number) => boolean) | null = null;
+  fairSince: ((since: number) => boolean) | null = null;
 
   ensure(n: number): void {
     if (n <= this.kind.length) return;

@@ -150,9 +150,11 @@ export class Machine {
     this.coverage = opts.coverage ? new Map() : null;
     this.hashing = opts.stateHash ?? false;
     this.cycles = this.hashing ? new Map() : null;
+    // Thread code runs from startThread on, before run(): loop heads must count from there.
+    setPositionTracking(this.hashing);
     if (this.hashing) {
       this.agents.stateKey = (withLast) => this.stateKey(withLast);
-      this.agents.repeatSince = (since) => this.repeatSince(since);
+      this.agents.fairSince = (since) => this.fairSince(since);
     }
   }
 
@@ -910,8 +912,9 @@ export class Machine {
 
   /**
    * At each state where a thread has just passed a loop head, a state met before on this run's
-   * path closes a cycle (a stateful search finds the cycles through its choices itself, and asks
-   * `repeatSince`). It is a livelock when
+   * path closes a cycle. (A stateful search also meets cycles at its choices, and asks
+   * `Agents.fairSince`: it prunes an unfair one and lets a fair one run on to its loop head, so
+   * that livelocks are called here only, the same in a search and in its replays.) It is a livelock when
    * every thread that can move moved in the cycle and every store buffer holding stores drained
    * in it (a weakly fair cycle, which a fair scheduler may repeat forever). Otherwise the threads
    * that went round it are parked until another agent moves: running them first only repeats
@@ -955,10 +958,6 @@ export class Machine {
       sites: t.sites ?? undefined,
     });
     return true;
-  }
-
-  private repeatSince(since: number): boolean {
-    return this.livelockSince(since, this.last ?? this.active[0]!);
   }
 
   private unparkAll(): void {

@@ -109,20 +109,29 @@ export class DfsStrategy implements Strategy, Chooser {
       key = agents.stateKey(this.bound !== Infinity);
       const at = this.onPath.get(key);
       if (at !== undefined) {
-        // Back on the path: a cycle. Holzmann's DFS does not expand an on-stack state again.
-        agents.repeatSince!(frames[at]!.step);
-        return PRUNE;
+        // Back on the path: a cycle. Holzmann's DFS does not expand an on-stack state again; a
+        // fair cycle is taken round again (the same choice alone) until the machine calls it a
+        // livelock at a loop head.
+        const f = frames[at]!;
+        if (!agents.fairSince!(f.step)) return PRUNE;
+        return this.push(n, agents, preBefore, -1, f.order[f.next]!);
       }
       const seen = this.visited.get(key);
       if (seen !== undefined && seen <= preBefore) return PRUNE;
       if (seen === undefined) this.statesSeen++;
       this.visited.set(key, preBefore);
     }
+    return this.push(n, agents, preBefore, key, -1);
+  }
+
+  /** A new frame; `only` >= 0: that alternative alone (going round a fair cycle again). */
+  private push(n: number, agents: Agents | null, preBefore: number, key: number, only: number): number {
+    const frames = this.frames;
     const current = agents ? agents.current : -1;
-    const def = current >= 0 ? current : 0;
-    const order = new Int32Array(n);
+    const def = only >= 0 ? only : current >= 0 ? current : 0;
+    const order = new Int32Array(only >= 0 ? 1 : n);
     order[0] = def;
-    for (let i = 0, k = 1; i < n; i++) if (i !== def) order[k++] = i;
+    if (only < 0) for (let i = 0, k = 1; i < n; i++) if (i !== def) order[k++] = i;
     let preempt: Uint8Array | null = null;
     if (agents && current >= 0) {
       preempt = new Uint8Array(n);
