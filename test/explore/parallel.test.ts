@@ -16,11 +16,18 @@ describe('parallel checks', () => {
   });
 
   it('split DFS by root subtrees: the same runs, exhaustion and first finding as a sequential DFS', async () => {
-    const opts = { strategy: 'dfs', memoryModel: 'sc', versions: { glibc: '2.10' }, preemptionBound: 1 } as const;
+    const opts = { strategy: 'dfs', memoryModel: 'sc', versions: { glibc: '2.10' }, preemptionBound: 1, stateHash: false } as const;
     const one = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 1);
     const two = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, 2);
     assert.equal(two.exhausted, true);
     assert.equal(two.runs, one.runs);
+    // States cached: each root subtree keeps its own visited set, so 2 and 3 workers explore the same runs.
+    const cached = { ...opts, stateHash: true } as const;
+    const two2 = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), cached, 2);
+    const three = await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), cached, 3);
+    assert.equal(two2.exhausted && three.exhausted, true);
+    assert.equal(three.runs, two2.runs);
+    assert.ok(two2.runs < one.runs, `${two2.runs} runs with states cached vs ${one.runs}`);
     const lost = await checkParallel(lostUpdate, catalogued('lost-update'), { strategy: 'dfs', memoryModel: 'sc' }, 2);
     const lostSeq = await checkParallel(lostUpdate, catalogued('lost-update'), { strategy: 'dfs', memoryModel: 'sc' }, 1);
     assert.equal(lost.finding?.replay, lostSeq.finding?.replay);
