@@ -13,6 +13,14 @@ const TWO32 = 4294967296;
 /** Largest value of the high word for which a 64-bit pointer is still a safe JS integer. */
 const SAFE_HI = 0x200000;
 
+/**
+ * The zero page (mm/memory.c do_anonymous_page maps ZERO_PAGE for a read fault): private
+ * anonymous mappings start on it, and the first write gives them a frame of their own. Most
+ * mapped memory of a run is never written; this saves allocating and collecting it.
+ */
+const ZERO_PAGE = new Page();
+ZERO_PAGE.mappers = Number.MAX_SAFE_INTEGER;
+
 /** A page-table entry's share of its space's fingerprint (stored on the entry: ca, cb). */
 function contribution(pn: number, pte: Pte): void {
   const page = pte.page;
@@ -47,7 +55,7 @@ export class AddressSpace {
     this.checkRange(addr, len);
     for (let pn = addr / PAGE_SIZE, end = Math.ceil((addr + len) / PAGE_SIZE); pn < end; pn++) {
       this.drop(pn);
-      this.ptes.set(pn, new Pte(new Page(), prot, flags, this.nextGen++));
+      this.ptes.set(pn, new Pte(flags & VM_SHARED ? new Page() : ZERO_PAGE, prot, flags, this.nextGen++));
     }
     this.layoutChanged = true;
     this.invalidate();
@@ -85,7 +93,7 @@ export class AddressSpace {
     const pte = this.ptes.get(pn);
     if (!pte || pte.flags & VM_DONTCOPY) return;
     into.drop(pn);
-    if (pte.flags & VM_WIPEONFORK) into.ptes.set(pn, new Pte(new Page(), pte.prot, pte.flags, pte.gen));
+    if (pte.flags & VM_WIPEONFORK) into.ptes.set(pn, new Pte(pte.flags & VM_SHARED ? new Page() : ZERO_PAGE, pte.prot, pte.flags, pte.gen));
     else {
       pte.page.mappers++;
       into.ptes.set(pn, new Pte(pte.page, pte.prot, pte.flags, pte.gen));
@@ -230,7 +238,8 @@ export class AddressSpace {
     const pte = this.ptes.get(pn);
     if (!pte) throw new SimFault(addr, 'write', 'SEGV_MAPERR');
     if (!(pte.prot & PROT_WRITE)) throw new SimFault(addr, 'write', 'SEGV_ACCERR');
-    if (pte.page.mappers > 1 && !(pte.flags & VM_SHARED)) {
+    if (pte.page === ZERO_PAGE) pte.page = new Page();
+    else if (pte.page.mappers > 1 && !(pte.flags & VM_SHARED)) {
       pte.page.mappers--;
       pte.page = new Page(pte.page);
     }
