@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { check } from '../../src/explore/explorer.ts';
+import { check, runConfigOf, type CheckOptions } from '../../src/explore/explorer.ts';
+import { checkSplitDpor, nextPhase, SplitSearch, splitWalk, type SubtreeTally } from '../../src/explore/parallel.ts';
+import type { Subtree } from '../../src/explore/dpor.ts';
 import { MEMORY_MODELS } from '../../src/memory/model.ts';
 import { LITMUS_TESTS, litmus } from '../../src/scenario/litmus.ts';
 import type { Scenario } from '../../src/scenario/define.ts';
@@ -85,4 +87,73 @@ describe('DPOR', () => {
       });
     }
   }
+});
+
+/**
+ * Split DPOR in this process at a given depth, phase after phase; `order` permutes each phase's
+ * subtrees and `searchers` deals them round-robin to that many searches, as workers would take them.
+ */
+async function splitSearch(s: Scenario, opts: CheckOptions, depth: number, order = (n: number) => [...Array(n).keys()], searchers = 1): Promise<SubtreeTally[]> {
+  const cfg = runConfigOf(s, opts);
+  const bound = opts.preemptionBound ?? Infinity;
+  const limits = { keepGoing: true, maxRuns: Infinity, deadline: Infinity, stop: { above: Infinity } };
+  const searches = Array.from({ length: searchers }, () => new SplitSearch(s, cfg, bound, depth, limits));
+  const tallies: SubtreeTally[] = [];
+  const searched = new Set<string>();
+  for (let phase = splitWalk(s, cfg, bound, [depth]).subtrees, offset = 0; phase.length > 0; ) {
+    const demands: Subtree[] = [];
+    for (const [k, i] of order(phase.length).entries()) {
+      const r = await searches[k % searchers]!.explore(offset + i, phase[i]!);
+      assert.equal(r.exhausted, true);
+      tallies.push(r.tally!);
+      demands.push(...r.demands);
+    }
+    offset += phase.length;
+    phase = nextPhase(demands, searched);
+  }
+  return tallies.sort((a, b) => a.index - b.index);
+}
+
+const outcomesOf = (tallies: readonly SubtreeTally[]) => [...new Set(tallies.flatMap((t) => t.outcomes.map(([o]) => o)))].sort();
+
+describe('split DPOR', () => {
+  for (const [name, s] of benchmarks) {
+    for (const mm of MEMORY_MODELS) {
+      it(`${name} under ${mm}: plain DPOR's outcomes and findings at every split depth, fewer executions than DFS`, async () => {
+        const opts: CheckOptions = { strategy: 'dpor', memoryModel: mm, keepGoing: true, shrink: false };
+        const plain = check(s, opts);
+        for (const depth of [1, 2, 3, 5, 8]) {
+          const tallies = await splitSearch(s, opts, depth);
+          assert.deepEqual(outcomesOf(tallies), [...plain.outcomes.keys()].sort(), `split at depth ${depth}`);
+          assert.equal(tallies.some((t) => t.findings > 0), plain.findings > 0, `split at depth ${depth}`);
+        }
+        const split = await checkSplitDpor(s, opts);
+        assert.equal(split.exhausted, true);
+        assert.deepEqual([...split.outcomes.keys()].sort(), [...plain.outcomes.keys()].sort());
+        assert.equal(split.findings > 0, plain.findings > 0);
+        const dfs = golden[`${name}/${mm}`]!.dfs;
+        if (name === 'counter-atomic') assert.ok(split.runs <= dfs);
+        else assert.ok(split.runs < dfs, `split DPOR ${split.runs} vs DFS ${dfs}`);
+      });
+    }
+  }
+
+  it('gives the same for a subtree whoever searches it, and in whatever order', async () => {
+    const cases: [Scenario, CheckOptions][] = [
+      [lostUpdate, { strategy: 'dpor', memoryModel: 'tso' }],
+      [treiber as Scenario, { strategy: 'dpor', memoryModel: 'pso', preemptionBound: 1 }],
+      [litmus(LITMUS_TESTS.find((t) => t.name === 'IRIW')!) as Scenario, { strategy: 'dpor', memoryModel: 'pso', preemptionBound: 1 }],
+      [litmus(LITMUS_TESTS.find((t) => t.name === '2+2W')!) as Scenario, { strategy: 'dpor', memoryModel: 'pso', preemptionBound: 2 }],
+    ];
+    const reversed = (n: number) => [...Array(n).keys()].reverse();
+    const oddsFirst = (n: number) => [...Array(n).keys()].sort((a, b) => (b % 2) - (a % 2) || a - b);
+    for (const [s, opts] of cases) {
+      for (const depth of [3, 6]) {
+        const inOrder = await splitSearch(s, opts, depth);
+        assert.ok(inOrder.length > 1, `${s.name}: ${inOrder.length} subtrees`);
+        assert.deepEqual(await splitSearch(s, opts, depth, reversed, 2), inOrder, `${s.name} split at depth ${depth}, reversed`);
+        assert.deepEqual(await splitSearch(s, opts, depth, oddsFirst, 3), inOrder, `${s.name} split at depth ${depth}, odd subtrees first`);
+      }
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkParallel } from '../../src/explore/parallel.ts';
+import { checkParallel, checkSplitDpor } from '../../src/explore/parallel.ts';
+import type { CheckOptions, CheckResult } from '../../src/explore/explorer.ts';
 import reclaimStacks from '../../scenarios/reclaim-stacks.ts';
 import lostUpdate from '../../scenarios/lost-update.ts';
 import { catalogued } from '../helpers.ts';
@@ -31,6 +32,38 @@ describe('parallel checks', () => {
     const lost = await checkParallel(lostUpdate, catalogued('lost-update'), { strategy: 'dfs', memoryModel: 'sc' }, 2);
     const lostSeq = await checkParallel(lostUpdate, catalogued('lost-update'), { strategy: 'dfs', memoryModel: 'sc' }, 1);
     assert.equal(lost.finding?.replay, lostSeq.finding?.replay);
+  });
+
+  /** What must not depend on the worker count. */
+  const figures = (r: CheckResult) => ({
+    finding: r.finding && { run: r.finding.run, verdict: r.finding.verdict.kind, replay: r.finding.replay },
+    runs: r.runs,
+    steps: r.steps,
+    findings: r.findings,
+    exhausted: r.exhausted,
+    outcomes: [...r.outcomes].sort(),
+    coverage: [...r.coverage].sort(),
+  });
+
+  it('split DPOR: the same finding, runs and outcomes in this process as with 1, 2 and 3 worker processes', async () => {
+    const cases: CheckOptions[] = [
+      { strategy: 'dpor', memoryModel: 'sc' },
+      { strategy: 'dpor', memoryModel: 'sc', preemptionBound: 1 },
+      { strategy: 'dpor', memoryModel: 'sc', preemptionBound: 1, keepGoing: true },
+    ];
+    for (const opts of cases) {
+      const here = figures(await checkSplitDpor(lostUpdate, opts));
+      assert.equal(here.finding?.verdict, 'assertion');
+      for (const [workers, inProcess] of [[1, false], [2, true], [3, true]] as const) {
+        const r = await checkParallel(lostUpdate, catalogued('lost-update'), opts, workers, inProcess);
+        assert.deepEqual(figures(r), here, `${JSON.stringify(opts)}, ${workers} workers`);
+      }
+    }
+    const opts: CheckOptions = { strategy: 'dpor', memoryModel: 'sc', versions: { glibc: '2.10' }, preemptionBound: 1 };
+    const here = figures(await checkSplitDpor(reclaimStacks, opts));
+    assert.equal(here.exhausted, true);
+    assert.equal(here.finding, null);
+    for (const workers of [2, 3]) assert.deepEqual(figures(await checkParallel(reclaimStacks, catalogued('reclaim-stacks'), opts, workers)), here, `${workers} workers`);
   });
 
   it('find nothing with 2 workers where 1 finds nothing, over the same runs', async () => {
