@@ -182,6 +182,9 @@ function spawnWorker(w: number, onMessage: (m: WorkerMessage) => void, fail: (e:
     else onMessage(m);
   });
   worker.on('error', fail);
+  worker.on('exit', (code, signal) => {
+    if (!worker.killed) fail(new InternalError(`worker ${w} exited (${code ?? signal})`));
+  });
   return worker;
 }
 
