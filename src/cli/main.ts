@@ -111,7 +111,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--pct-depth <d>', 'PCT bug depth', intArg('pct-depth', 1), 3)
     .option('--preemption-bound <b>', 'dfs, dpor: at most this many preemptions per run', intArg('preemption-bound', 0))
     .option('--keep-going', 'do not stop at the first finding')
-    .option('--workers <n>', 'worker processes for random, pct and dfs (same findings for any count)', intArg('workers', 1), 1)
+    .option('--workers <n>', 'worker processes for random, pct, dfs and dpor (same findings for any count; dpor then splits its tree)', intArg('workers', 1), 1)
     .option('--no-shrink', 'report the finding as found, without shrinking it')
     .option('--state-hash', 'fingerprint states: livelocks as repeated states, distinct-state counts (default for dfs and dpor; dfs prunes states seen)')
     .option('--no-state-hash', 'do not fingerprint states (livelocks then show only as hangs, by the step budget)')
