@@ -500,11 +500,13 @@ export class DporStrategy implements Strategy, Chooser, StepObserver {
       const given = this.split!.subtree;
       if (given === undefined) return; // the walk's runs are searched again as their subtrees' first
       for (let k = at >= 0 ? at : 0; k < (at >= 0 ? at + 1 : f.keys.length); k++) {
-        if (k === f.taken || !this.lastPreemption(f, k) || given.skip[frameIndex]!.includes(k)) continue;
+        if (k === f.taken || f.done.has(k) || !this.lastPreemption(f, k)) continue;
+        // (The levels above the subtree stay for all its runs: `done` keeps what was asked for.)
+        f.done.add(k);
+        if (given.skip[frameIndex]!.includes(k)) continue;
         const choices = given.choices.slice(0, frameIndex);
         choices.push(k);
-        const key = choices.join(',');
-        if (!this.demanded.has(key)) this.demanded.set(key, { choices, skip: given.skip.slice(0, frameIndex + 1) });
+        this.demanded.set(choices.join(','), { choices, skip: given.skip.slice(0, frameIndex + 1) });
       }
       return;
     }
