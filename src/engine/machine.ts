@@ -252,7 +252,7 @@ export class Machine {
       }
       if (this.hashing) agents.step = this.stepCount;
       const k = n === 1 ? 0 : this.choose(n, CHOICE_SCHEDULE);
-      this.keyed = false;
+      if (this.hashing) this.keyed = false;
       if (k === PRUNE) {
         if (this.verdict === null) this.pruned = true;
         return;

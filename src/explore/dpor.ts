@@ -176,17 +176,22 @@ export class DporStrategy implements Strategy, Chooser, StepObserver {
   endRun(): void {
     if (this.split !== null) return this.endSplitRun();
     this.frames.length = this.depth;
-    while (this.frames.length > 0) {
+    if (!this.backtrack(0)) this.exhausted = true;
+  }
+
+  /** Move to the next alternative of the deepest frame above `floor` that has one; false when none has. */
+  private backtrack(floor: number): boolean {
+    while (this.frames.length > floor) {
       const f = this.frames[this.frames.length - 1]!;
       f.done.add(f.taken);
       const next = this.nextAlternative(f);
       if (next >= 0) {
         f.taken = next;
-        return;
+        return true;
       }
       this.frames.pop();
     }
-    this.exhausted = true;
+    return false;
   }
 
   private endSplitRun(): void {
@@ -194,17 +199,7 @@ export class DporStrategy implements Strategy, Chooser, StepObserver {
     if (given !== undefined) {
       // A subtree: plain DPOR under the given choices.
       this.frames.length = given.firstRunOnly ? 0 : this.depth;
-      while (this.frames.length > given.choices.length) {
-        const f = this.frames[this.frames.length - 1]!;
-        f.done.add(f.taken);
-        const next = this.nextAlternative(f);
-        if (next >= 0) {
-          f.taken = next;
-          return;
-        }
-        this.frames.pop();
-      }
-      this.exhausted = true;
+      if (!this.backtrack(given.choices.length)) this.exhausted = true;
       return;
     }
     // The walk: this run was the first of its subtree; then the next path above the subtrees.

@@ -351,17 +351,21 @@ function rethrow(e: unknown): never {
   throw new InternalError(`internal error: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
+/** What both split-DPOR searches begin with: the determinism check, then the walk above the subtrees. */
+function startSplit(s: Scenario, opts: CheckOptions) {
+  const start = monotonicMs();
+  const cfg = runConfigOf(s, opts);
+  checkDeterminism(s, cfg, opts.determinismRuns ?? 12, opts.seed ?? 1);
+  const bound = opts.preemptionBound ?? Infinity;
+  return { start, cfg, bound, keepGoing: opts.keepGoing ?? false, ...splitWalk(s, cfg, bound) };
+}
+
 /**
  * Split DPOR in this process: the walk's subtrees in DFS order, then the subtrees their races
  * asked for, phase after phase; the same runs, outcomes and finding as with worker processes.
  */
 export async function checkSplitDpor(s: Scenario, opts: CheckOptions): Promise<CheckResult> {
-  const start = monotonicMs();
-  const cfg = runConfigOf(s, opts);
-  checkDeterminism(s, cfg, opts.determinismRuns ?? 12, opts.seed ?? 1);
-  const bound = opts.preemptionBound ?? Infinity;
-  const keepGoing = opts.keepGoing ?? false;
-  const { depth, subtrees } = splitWalk(s, cfg, bound);
+  const { start, cfg, bound, keepGoing, depth, subtrees } = startSplit(s, opts);
   const search = new SplitSearch(s, cfg, bound, depth, {
     keepGoing,
     maxRuns: opts.runs ?? Infinity,
@@ -397,12 +401,7 @@ export async function checkSplitDpor(s: Scenario, opts: CheckOptions): Promise<C
  * what it gives), and after each phase deals the subtrees races asked for that were not searched.
  */
 async function checkDporParallel(s: Scenario, file: string, opts: CheckOptions, workers: number): Promise<CheckResult> {
-  const start = monotonicMs();
-  const cfg = runConfigOf(s, opts);
-  checkDeterminism(s, cfg, opts.determinismRuns ?? 12, opts.seed ?? 1);
-  const bound = opts.preemptionBound ?? Infinity;
-  const keepGoing = opts.keepGoing ?? false;
-  const { depth, subtrees } = splitWalk(s, cfg, bound);
+  const { start, cfg, bound, keepGoing, depth, subtrees } = startSplit(s, opts);
   const tallies: SubtreeTally[] = [];
   const errors: Extract<WorkerMessage, { type: 'error' }>[] = [];
   const progress = new Map<number, { runs: number; steps: number }>();

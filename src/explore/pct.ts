@@ -62,7 +62,7 @@ class PctChooser implements Chooser {
 
   private highest(agents: Agents, n: number): number {
     let best = 0;
-    let bestP = -Infinity;
+    let bestP = -1;
     for (let i = 0; i < n; i++) {
       const p = this.priorityOf(this.keyOf(agents, i));
       if (p > bestP) {

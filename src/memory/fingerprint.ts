@@ -18,7 +18,7 @@ const F64 = new Float64Array(1);
 const U32 = new Uint32Array(F64.buffer);
 const strings = new Map<string, number>();
 /** Objects without a value hash get an identity that never matches across runs (sound: never merged). */
-let identities = new WeakMap<object, number>();
+const identities = new WeakMap<object, number>();
 let nextIdentity = 0x5eed;
 
 /** FNV-1a over UTF-16 units, finalised; cached (model strings are few). */
@@ -125,9 +125,4 @@ export class Hasher {
     const b = fmix32(this.b + a);
     return a * 2097152 + (b >>> 11);
   }
-}
-
-/** Forget object identities (between checks; they only ever need to differ within one). */
-export function resetIdentities(): void {
-  identities = new WeakMap();
 }
